@@ -1,0 +1,349 @@
+use std::{
+    any::Any,
+    borrow::Cow,
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use bytes::{Buf, Bytes};
+use http::{
+    Response, StatusCode,
+    header::{CONTENT_LENGTH, CONTENT_TYPE},
+    response::Parts,
+    uri::PathAndQuery,
+};
+use http_body::Body;
+use observe_request_id::RequestId;
+use pin_project_lite::pin_project;
+
+use super::{ResponseBody, layer::Config};
+use crate::{ErrorReport, MAX_PLAIN_ERROR_BODY, PROBLEM_JSON, Problem};
+
+const PANIC_DETAIL: &str = "The server encountered an unexpected error.";
+const SERVER_ERROR_DETAIL: &str = "The server could not complete the request.";
+
+pin_project! {
+    /// The response future of [`ErrorCapture`](super::ErrorCapture).
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        request: RequestFacts,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Polling { #[pin] future: F },
+        Panicked { panic: Option<Box<dyn Any + Send>> },
+        ReadingPlainBody {
+            parts: Option<Parts>,
+            #[pin]
+            body: B,
+            text: Vec<u8>,
+        },
+    }
+}
+
+/// What a problem body needs from the request.
+struct RequestFacts {
+    request_id: Option<RequestId>,
+    path: Option<PathAndQuery>,
+    config: Config,
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(super) fn new(
+        future: F,
+        request_id: Option<RequestId>,
+        path: Option<PathAndQuery>,
+        config: Config,
+    ) -> Self {
+        Self {
+            state: State::Polling { future },
+            request: RequestFacts {
+                request_id,
+                path,
+                config,
+            },
+        }
+    }
+
+    pub(super) fn panicked(
+        panic: Box<dyn Any + Send>,
+        request_id: Option<RequestId>,
+        path: Option<PathAndQuery>,
+        config: Config,
+    ) -> Self {
+        Self {
+            state: State::Panicked { panic: Some(panic) },
+            request: RequestFacts {
+                request_id,
+                path,
+                config,
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let request = &*this.request;
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Polling { future } => {
+                    let response = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(Err(error))) => return Poll::Ready(Err(error)),
+                        Ok(Poll::Ready(Ok(response))) => response,
+                        Err(panic) => return Poll::Ready(Ok(request.panic_response(panic))),
+                    };
+                    if let Some(problem) = response.extensions().get::<Problem>().cloned() {
+                        let (parts, _) = response.into_parts();
+                        return Poll::Ready(Ok(request.problem_response(parts, &problem)));
+                    }
+                    if !request.config.convert_plain_errors || !is_plain_error(&response) {
+                        if let Some(report) = response.extensions().get::<ErrorReport>() {
+                            request.log(report);
+                        }
+                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    }
+                    let (parts, body) = response.into_parts();
+                    if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+                        return Poll::Ready(Ok(request.plain_error_response(parts, b"", false)));
+                    }
+                    this.state.set(State::ReadingPlainBody {
+                        parts: Some(parts),
+                        body,
+                        text: Vec::new(),
+                    });
+                }
+                StateProj::Panicked { panic } => {
+                    let panic = panic
+                        .take()
+                        .unwrap_or_else(|| Box::new("polled after completion"));
+                    return Poll::Ready(Ok(request.panic_response(panic)));
+                }
+                StateProj::ReadingPlainBody {
+                    parts,
+                    mut body,
+                    text,
+                } => {
+                    let complete = loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            Some(Ok(frame)) => {
+                                if let Ok(mut data) = frame.into_data() {
+                                    if text.len() + data.remaining() > MAX_PLAIN_ERROR_BODY {
+                                        break false;
+                                    }
+                                    while data.has_remaining() {
+                                        let chunk = data.chunk();
+                                        text.extend_from_slice(chunk);
+                                        let read = chunk.len();
+                                        data.advance(read);
+                                    }
+                                }
+                            }
+                            Some(Err(_)) => break false,
+                            None => break true,
+                        }
+                    };
+                    let Some(parts) = parts.take() else {
+                        return Poll::Pending;
+                    };
+                    return Poll::Ready(Ok(request.plain_error_response(parts, text, complete)));
+                }
+            }
+        }
+    }
+}
+
+impl RequestFacts {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_ref().map(RequestId::as_str)
+    }
+
+    fn render<B>(&self, mut parts: Parts, problem: &Problem) -> Response<ResponseBody<B>> {
+        let body = problem.to_json(
+            self.path.as_ref().map(PathAndQuery::path),
+            self.request_id(),
+        );
+        parts.status = problem.status();
+        parts.headers.insert(CONTENT_TYPE, PROBLEM_JSON);
+        // The old length describes the old body.
+        parts.headers.remove(CONTENT_LENGTH);
+        Response::from_parts(parts, ResponseBody::problem(body))
+    }
+
+    fn problem_response<B>(&self, parts: Parts, problem: &Problem) -> Response<ResponseBody<B>> {
+        if let Some(report) = parts.extensions.get::<ErrorReport>() {
+            self.log(report);
+        }
+        self.render(parts, problem)
+    }
+
+    fn panic_response<B>(&self, panic: Box<dyn Any + Send>) -> Response<ResponseBody<B>> {
+        let report = ErrorReport::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Cow::Borrowed("panic"),
+            panic_message(&*panic),
+            Vec::new(),
+            true,
+        );
+        let problem = Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            PANIC_DETAIL,
+        );
+        let (mut parts, ()) = Response::new(()).into_parts();
+        self.log(&report);
+        parts.extensions.insert(report);
+        parts.extensions.insert(problem.clone());
+        self.render(parts, &problem)
+    }
+
+    /// `text` is the body read so far; `complete` says whether it is all of it.
+    fn plain_error_response<B>(
+        &self,
+        mut parts: Parts,
+        text: &[u8],
+        complete: bool,
+    ) -> Response<ResponseBody<B>> {
+        let status = parts.status;
+        let text = std::str::from_utf8(text)
+            .ok()
+            .map(str::trim)
+            .filter(|text| complete && !text.is_empty());
+        let error_type = error_type_for(status);
+        let (detail, message): (Cow<'static, str>, String) = if status.is_client_error() {
+            let detail = text.map_or_else(
+                || Cow::Borrowed(client_error_detail(status)),
+                |text| Cow::Owned(text.to_owned()),
+            );
+            let message = detail.to_string();
+            (detail, message)
+        } else {
+            // A server's own text can name hosts, users and queries.
+            let message = text.map_or_else(
+                || {
+                    status
+                        .canonical_reason()
+                        .unwrap_or("server error")
+                        .to_owned()
+                },
+                str::to_owned,
+            );
+            (Cow::Borrowed(SERVER_ERROR_DETAIL), message)
+        };
+        let report = ErrorReport::new(
+            status,
+            Cow::Borrowed(error_type),
+            message,
+            Vec::new(),
+            false,
+        );
+        let problem = Problem::new(status, error_type, detail);
+        self.log(&report);
+        parts.extensions.insert(report);
+        parts.extensions.insert(problem.clone());
+        self.render(parts, &problem)
+    }
+
+    fn log(&self, report: &ErrorReport) {
+        if !self.config.log_errors {
+            return;
+        }
+        let request_id = self.request_id();
+        let context = report.context_json();
+        if report.status().is_server_error() {
+            tracing::error!(
+                request_id,
+                status_code = report.status().as_u16(),
+                error_type = report.error_type(),
+                error_message = report.message(),
+                context,
+                panic = report.is_panic(),
+                "request failed"
+            );
+        } else {
+            tracing::warn!(
+                request_id,
+                status_code = report.status().as_u16(),
+                error_type = report.error_type(),
+                error_message = report.message(),
+                context,
+                "request rejected"
+            );
+        }
+    }
+}
+
+fn is_plain_error<B>(response: &Response<B>) -> bool {
+    if response.status().as_u16() < 400 {
+        return false;
+    }
+    match response.headers().get(CONTENT_TYPE) {
+        None => true,
+        Some(content_type) => content_type
+            .as_bytes()
+            .get(..10)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"text/plain")),
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// The error type of a plain error response, from its status.
+fn error_type_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "request_timeout",
+        409 => "conflict",
+        410 => "gone",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "unprocessable_entity",
+        429 => "too_many_requests",
+        400..=499 => "client_error",
+        501 => "not_implemented",
+        502 => "bad_gateway",
+        503 => "service_unavailable",
+        504 => "gateway_timeout",
+        _ => "internal_error",
+    }
+}
+
+fn client_error_detail(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "No resource matches this path.",
+        405 => "This method is not allowed on this resource.",
+        413 => "The request body is too large.",
+        415 => "The request body has an unsupported media type.",
+        _ => status
+            .canonical_reason()
+            .unwrap_or("The request could not be processed."),
+    }
+}

@@ -1,0 +1,60 @@
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use observe_request_id::RequestId;
+use tower_service::Service;
+
+use super::{ResponseBody, ResponseFuture, layer::Config};
+
+/// The service of [`ErrorCaptureLayer`](super::ErrorCaptureLayer).
+#[derive(Debug, Clone)]
+pub struct ErrorCapture<S> {
+    pub(super) inner: S,
+    pub(super) config: Config,
+}
+
+impl<S> ErrorCapture<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Takes the inner service back.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ErrorCapture<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Taken now: the request is gone once the inner service has it, and
+        // a problem body needs both.
+        let request_id = request.extensions().get::<RequestId>().cloned();
+        let path = request.uri().path_and_query().cloned();
+        match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(future) => ResponseFuture::new(future, request_id, path, self.config),
+            Err(panic) => ResponseFuture::panicked(panic, request_id, path, self.config),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+use std::{fmt, future::Future, str::FromStr};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use tokio::task::futures::TaskLocalFuture;
+use uuid::{ContextV7, Timestamp, Uuid};
+
+use crate::{DEFAULT_HEADER_NAME, MAX_REQUEST_ID_LEN};
+
+tokio::task_local! {
+    static CURRENT: RequestId;
+}
+
+thread_local! {
+    // One counter per thread: `Uuid::now_v7` would take a process-wide mutex
+    // on every request.
+    static V7_CONTEXT: ContextV7 = const { ContextV7::new() };
+}
+
+/// The id of one request.
+///
+/// It is always 1 to [`MAX_REQUEST_ID_LEN`] bytes of visible ASCII, so it is
+/// safe to echo in a header and to write in a log line. Cloning is cheap (a
+/// reference count).
+///
+/// As an axum extractor it never rejects: without [`RequestIdLayer`] in
+/// front, it makes a fresh id and stores it in the request extensions so every
+/// extractor of the same request sees the same one.
+///
+/// [`RequestIdLayer`]: crate::RequestIdLayer
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(HeaderValue);
+
+/// The error for a value that is not a valid request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidRequestId(());
+
+impl fmt::Display for InvalidRequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a request id must be 1 to {MAX_REQUEST_ID_LEN} visible ASCII characters (0x21 to 0x7E)"
+        )
+    }
+}
+
+impl std::error::Error for InvalidRequestId {}
+
+impl RequestId {
+    /// Makes a fresh UUID v7 id.
+    pub fn new_v7() -> Self {
+        let uuid = V7_CONTEXT.with(|context| Uuid::new_v7(Timestamp::now(context)));
+        Self::from_uuid(uuid)
+    }
+
+    /// The id of a UUID, in its lower-case hyphenated form.
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid.hyphenated().encode_lower(&mut text);
+        // `from_owner` gives a buffer whose clones share one count, and a
+        // hyphenated UUID is always a valid header value.
+        Self(
+            HeaderValue::from_maybe_shared(Bytes::from_owner(text))
+                .unwrap_or_else(|_| unreachable!("a hyphenated UUID is visible ASCII")),
+        )
+    }
+
+    /// Takes a header value as an id if it is a valid one.
+    pub fn from_header_value(value: &HeaderValue) -> Result<Self, InvalidRequestId> {
+        if is_valid(value.as_bytes()) {
+            Ok(Self(value.clone()))
+        } else {
+            Err(InvalidRequestId(()))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Validated as visible ASCII on the way in.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    /// The id as an owned header value.
+    pub fn into_header_value(self) -> HeaderValue {
+        self.0
+    }
+}
+
+/// Whether `bytes` is a request id this crate keeps: 1 to
+/// [`MAX_REQUEST_ID_LEN`] bytes, each visible ASCII.
+pub(crate) fn is_valid(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes.iter().all(|byte| (0x21..=0x7e).contains(byte))
+}
+
+impl FromStr for RequestId {
+    type Err = InvalidRequestId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if is_valid(text.as_bytes()) {
+            HeaderValue::from_str(text)
+                .map(Self)
+                .map_err(|_| InvalidRequestId(()))
+        } else {
+            Err(InvalidRequestId(()))
+        }
+    }
+}
+
+impl TryFrom<&str> for RequestId {
+    type Error = InvalidRequestId;
+
+    fn try_from(text: &str) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl TryFrom<HeaderValue> for RequestId {
+    type Error = InvalidRequestId;
+
+    fn try_from(value: HeaderValue) -> Result<Self, Self::Error> {
+        if is_valid(value.as_bytes()) {
+            Ok(Self(value))
+        } else {
+            Err(InvalidRequestId(()))
+        }
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequestId").field(&self.as_str()).finish()
+    }
+}
+
+impl AsRef<str> for RequestId {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// The id of the request whose handler is running, if any.
+///
+/// [`RequestIdLayer`](crate::RequestIdLayer) sets it while the inner
+/// service's response future is polled, which is where axum handlers and
+/// everything they `.await` run. A task spawned with `tokio::spawn` does not
+/// inherit it: wrap the task's future in [`scope`].
+pub fn current() -> Option<RequestId> {
+    CURRENT.try_with(RequestId::clone).ok()
+}
+
+/// Runs `future` with `id` as the [`current`] request id, for work spawned
+/// off a request.
+///
+/// ```
+/// # async fn demo() {
+/// if let Some(id) = observe_request_id::current() {
+///     tokio::spawn(observe_request_id::scope(id, async {
+///         assert!(observe_request_id::current().is_some());
+///     }));
+/// }
+/// # }
+/// ```
+pub fn scope<F: Future>(id: RequestId, future: F) -> TaskLocalFuture<RequestId, F> {
+    CURRENT.scope(id, future)
+}
+
+/// Sets the [`current`] request id on `headers` under
+/// [`DEFAULT_HEADER_NAME`], for an outgoing call. Returns whether there was
+/// one to set.
+pub fn propagate_current(headers: &mut HeaderMap) -> bool {
+    CURRENT
+        .try_with(|id| {
+            headers.insert(DEFAULT_HEADER_NAME, id.0.clone());
+        })
+        .is_ok()
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(id) = parts.extensions.get::<RequestId>() {
+            return Ok(id.clone());
+        }
+        let id = current().unwrap_or_else(RequestId::new_v7);
+        parts.extensions.insert(id.clone());
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v7_ids_parse_back_as_v7_uuids_and_are_time_ordered() {
+        let first = RequestId::new_v7();
+        let second = RequestId::new_v7();
+        let uuid = Uuid::parse_str(first.as_str()).unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+        assert_eq!(first.as_str().len(), 36);
+        assert!(first.as_str() < second.as_str());
+    }
+
+    #[test]
+    fn validation_bounds() {
+        assert!("a".parse::<RequestId>().is_ok());
+        assert!("x".repeat(128).parse::<RequestId>().is_ok());
+        assert!("x".repeat(129).parse::<RequestId>().is_err());
+        assert!("".parse::<RequestId>().is_err());
+        assert!("has space".parse::<RequestId>().is_err());
+        assert!("tab\there".parse::<RequestId>().is_err());
+        assert!("caf\u{e9}".parse::<RequestId>().is_err());
+        assert!("del\u{7f}".parse::<RequestId>().is_err());
+        assert!("!~".parse::<RequestId>().is_ok());
+        let obs_text = HeaderValue::from_bytes(b"abc\xff").unwrap();
+        assert!(RequestId::from_header_value(&obs_text).is_err());
+    }
+
+    #[test]
+    fn display_and_debug_show_the_id() {
+        let id: RequestId = "abc-123".parse().unwrap();
+        assert_eq!(id.to_string(), "abc-123");
+        assert_eq!(format!("{id:?}"), "RequestId(\"abc-123\")");
+    }
+
+    #[tokio::test]
+    async fn current_is_set_inside_scope_only() {
+        assert!(current().is_none());
+        let id: RequestId = "scoped".parse().unwrap();
+        let seen = scope(id, async {
+            let mut headers = HeaderMap::new();
+            assert!(propagate_current(&mut headers));
+            (current(), headers)
+        })
+        .await;
+        assert_eq!(seen.0.unwrap().as_str(), "scoped");
+        assert_eq!(seen.1.get("x-request-id").unwrap(), "scoped");
+        let mut headers = HeaderMap::new();
+        assert!(!propagate_current(&mut headers));
+        assert!(headers.is_empty());
+    }
+}

@@ -1,0 +1,28 @@
+//! Every default and every environment variable, in one place.
+//!
+//! | variable | meaning | default |
+//! | --- | --- | --- |
+//! | `OBSERVE_ENVIRONMENT` | the deployment environment, as logs and reports name it | [`ENVIRONMENT`] |
+//! | `OBSERVE_REQUEST_ID_HEADER` | the header that carries request ids | [`REQUEST_ID_HEADER`] |
+//! | `OBSERVE_REQUEST_ID_ALWAYS_GENERATE` | `true` ignores incoming ids (a public edge) | `false` |
+//! | `OBSERVE_SHUTDOWN_TIMEOUT` | how long [`serve`](crate::Observability::serve) drains open requests after SIGTERM/SIGINT, as `25s`, `500ms` or `1m` | [`SHUTDOWN_TIMEOUT`] |
+//! | `RUST_LOG` | the log filter, `tracing-subscriber` directives | [`LOG_FILTER`] |
+//!
+//! Builder methods win over the environment. A value that does not parse
+//! makes [`init`](crate::ObservabilityBuilder::init) fail with a
+//! [`ConfigError`](crate::ConfigError) that names the variable and the value.
+
+use std::time::Duration;
+
+pub use observe_errors::MAX_PLAIN_ERROR_BODY;
+pub use observe_request_id::{DEFAULT_HEADER_NAME as REQUEST_ID_HEADER, MAX_REQUEST_ID_LEN};
+
+/// The environment name when `OBSERVE_ENVIRONMENT` is not set.
+pub const ENVIRONMENT: &str = "development";
+
+/// How long open requests may take to finish after a shutdown signal. Below
+/// Kubernetes' default 30 s grace period, so draining ends before SIGKILL.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// The log filter when `RUST_LOG` is not set.
+pub const LOG_FILTER: &str = "info";

@@ -1,0 +1,23 @@
+use observe_errors::{ErrorCapture, ErrorCaptureLayer};
+use observe_request_id::{RequestIdLayer, RequestIdService};
+use tower_layer::Layer;
+
+/// The whole stack as one layer, from [`Observability::layer`](crate::Observability::layer).
+///
+/// Outermost first: request id, then error capture.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer {
+    pub(crate) request_id: RequestIdLayer,
+    pub(crate) errors: ErrorCaptureLayer,
+}
+
+/// The service [`ObserveLayer`] wraps around an inner service `S`.
+pub type ObserveService<S> = RequestIdService<ErrorCapture<S>>;
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = ObserveService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.request_id.layer(self.errors.layer(inner))
+    }
+}

@@ -1,0 +1,60 @@
+//! All the production signals of an axum or tower HTTP service in a few lines.
+//!
+//! `observe` is the facade over the parts, each usable alone:
+//!
+//! | part | crate | what it gives |
+//! | --- | --- | --- |
+//! | request ids | [`observe_request_id`] | a valid incoming `x-request-id` or a fresh UUID v7 on every request and response |
+//! | error capture | [`observe_errors`] | panics and errors as RFC 9457 problem+json, each reported once |
+//!
+//! [`Observability`] reads its configuration from the environment (see
+//! [`defaults`] for every variable), installs what it owns, and hands out the
+//! whole stack as one layer, in the documented order, outermost first:
+//!
+//! 1. [`RequestIdLayer`](observe_request_id::RequestIdLayer)
+//! 2. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
+//!    panic is a `500` that every outer layer sees.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{Router, extract::Path, http::StatusCode, routing::get};
+//! use observe::{AppError, RequestId};
+//!
+//! async fn hello(Path(name): Path<String>, id: RequestId) -> Result<String, AppError> {
+//!     if name == "nobody" {
+//!         return Err(AppError::new(StatusCode::NOT_FOUND, "unknown_name", "no such name")
+//!             .with_context("name", name));
+//!     }
+//!     Ok(format!("hello {name}, this is request {id}"))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let obs = observe::Observability::builder("my-service").init()?;
+//!     let app = Router::new()
+//!         .route("/hello/{name}", get(hello))
+//!         .layer(obs.layer());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     obs.serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+
+mod config;
+pub mod defaults;
+mod layer;
+mod observability;
+mod serve;
+
+pub use config::ConfigError;
+pub use layer::{ObserveLayer, ObserveService};
+pub use observability::{Observability, ObservabilityBuilder};
+
+pub use observe_errors::{self as errors, AppError, ErrorReport};
+pub use observe_request_id::{self as request_id, RequestId};
+
+// The README's usage snippet is compiled as a doc test, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

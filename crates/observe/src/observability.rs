@@ -1,0 +1,294 @@
+use std::{sync::Arc, time::Duration};
+
+use http::HeaderName;
+use observe_errors::ErrorCaptureLayer;
+use observe_request_id::RequestIdLayer;
+use tracing_subscriber::EnvFilter;
+
+use crate::{
+    ConfigError, ObserveLayer,
+    config::Env,
+    defaults::{ENVIRONMENT, LOG_FILTER, SHUTDOWN_TIMEOUT},
+};
+
+/// The handle of a service's observability: its layer, its server, its
+/// configuration. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Observability {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    service_name: String,
+    environment: String,
+    layer: ObserveLayer,
+    shutdown_timeout: Duration,
+}
+
+/// Configures [`Observability`]; from [`Observability::builder`].
+///
+/// Every setter wins over its environment variable (see
+/// [`defaults`](crate::defaults)).
+#[derive(Debug, Clone)]
+#[must_use = "call init() to build the Observability handle"]
+pub struct ObservabilityBuilder {
+    service_name: String,
+    environment: Option<String>,
+    request_id_header: Option<HeaderName>,
+    always_generate_request_id: Option<bool>,
+    shutdown_timeout: Option<Duration>,
+    log_filter: Option<String>,
+    install_subscriber: bool,
+    env: Env,
+}
+
+impl Observability {
+    /// Starts configuring the observability of `service_name`.
+    pub fn builder(service_name: impl Into<String>) -> ObservabilityBuilder {
+        ObservabilityBuilder {
+            service_name: service_name.into(),
+            environment: None,
+            request_id_header: None,
+            always_generate_request_id: None,
+            shutdown_timeout: None,
+            log_filter: None,
+            install_subscriber: true,
+            env: Env::Process,
+        }
+    }
+
+    /// The whole stack as one layer, outermost first in the documented order.
+    pub fn layer(&self) -> ObserveLayer {
+        self.inner.layer.clone()
+    }
+
+    /// The service's name.
+    pub fn service_name(&self) -> &str {
+        &self.inner.service_name
+    }
+
+    /// The deployment environment.
+    pub fn environment(&self) -> &str {
+        &self.inner.environment
+    }
+
+    /// How long [`serve`](Self::serve) lets open requests finish after a
+    /// shutdown signal.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.inner.shutdown_timeout
+    }
+}
+
+impl ObservabilityBuilder {
+    /// The deployment environment (`OBSERVE_ENVIRONMENT`).
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// The request id header (`OBSERVE_REQUEST_ID_HEADER`).
+    pub fn request_id_header(mut self, header: HeaderName) -> Self {
+        self.request_id_header = Some(header);
+        self
+    }
+
+    /// Ignores incoming request ids (`OBSERVE_REQUEST_ID_ALWAYS_GENERATE`).
+    pub fn always_generate_request_id(mut self, always: bool) -> Self {
+        self.always_generate_request_id = Some(always);
+        self
+    }
+
+    /// The drain bound of [`serve`](Observability::serve)
+    /// (`OBSERVE_SHUTDOWN_TIMEOUT`).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// The log filter, in `RUST_LOG` syntax (`RUST_LOG`).
+    pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
+        self.log_filter = Some(filter.into());
+        self
+    }
+
+    /// Whether [`init`](Self::init) installs the global `tracing`
+    /// subscriber; `false` when the application installs its own. It is
+    /// never replaced: when one is already installed, `init` keeps it.
+    pub fn install_subscriber(mut self, install: bool) -> Self {
+        self.install_subscriber = install;
+        self
+    }
+
+    /// Reads configuration from these variables instead of the process
+    /// environment: for tests, and for programs that load their settings
+    /// elsewhere.
+    pub fn env_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env = Env::Vars(
+            vars.into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Checks the whole configuration, installs what the handle owns, and
+    /// returns it. Fails on the first value that does not parse, naming it.
+    pub fn init(self) -> Result<Observability, ConfigError> {
+        let env = &self.env;
+        if self.service_name.trim().is_empty() {
+            return Err(ConfigError::new(
+                "service_name",
+                self.service_name,
+                "the service name must not be empty",
+            ));
+        }
+        let environment = match self.environment {
+            Some(environment) => environment,
+            None => env
+                .get("OBSERVE_ENVIRONMENT")?
+                .unwrap_or_else(|| ENVIRONMENT.to_owned()),
+        };
+        let request_id_header = match self.request_id_header {
+            Some(header) => header,
+            None => match env.get("OBSERVE_REQUEST_ID_HEADER")? {
+                Some(value) => HeaderName::try_from(value.trim()).map_err(|_| {
+                    ConfigError::new(
+                        "OBSERVE_REQUEST_ID_HEADER",
+                        value,
+                        "expected an HTTP header name such as x-request-id",
+                    )
+                })?,
+                None => crate::defaults::REQUEST_ID_HEADER,
+            },
+        };
+        let always_generate = match self.always_generate_request_id {
+            Some(always) => always,
+            None => env
+                .bool("OBSERVE_REQUEST_ID_ALWAYS_GENERATE")?
+                .unwrap_or(false),
+        };
+        let shutdown_timeout = match self.shutdown_timeout {
+            Some(timeout) => timeout,
+            None => env
+                .duration("OBSERVE_SHUTDOWN_TIMEOUT")?
+                .unwrap_or(SHUTDOWN_TIMEOUT),
+        };
+        let (filter_variable, filter) = match self.log_filter {
+            Some(filter) => ("log_filter", filter),
+            None => (
+                "RUST_LOG",
+                env.get("RUST_LOG")?
+                    .unwrap_or_else(|| LOG_FILTER.to_owned()),
+            ),
+        };
+        let filter = EnvFilter::builder()
+            .parse(&filter)
+            .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
+
+        if self.install_subscriber {
+            // An application or a test harness may own the global subscriber
+            // already; theirs wins.
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_target(true)
+                .try_init();
+        }
+
+        let layer = ObserveLayer {
+            request_id: RequestIdLayer::new()
+                .header_name(request_id_header)
+                .always_generate(always_generate),
+            errors: ErrorCaptureLayer::new(),
+        };
+        Ok(Observability {
+            inner: Arc::new(Inner {
+                service_name: self.service_name,
+                environment,
+                layer,
+                shutdown_timeout,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(vars: &[(&str, &str)]) -> Result<Observability, ConfigError> {
+        Observability::builder("svc")
+            .install_subscriber(false)
+            .env_vars(vars.iter().copied())
+            .init()
+    }
+
+    #[test]
+    fn defaults_without_any_variable() {
+        let obs = init(&[]).unwrap();
+        assert_eq!(obs.service_name(), "svc");
+        assert_eq!(obs.environment(), "development");
+        assert_eq!(obs.shutdown_timeout(), Duration::from_secs(25));
+    }
+
+    #[test]
+    fn variables_are_read() {
+        let obs = init(&[
+            ("OBSERVE_ENVIRONMENT", "production"),
+            ("OBSERVE_SHUTDOWN_TIMEOUT", "750ms"),
+        ])
+        .unwrap();
+        assert_eq!(obs.environment(), "production");
+        assert_eq!(obs.shutdown_timeout(), Duration::from_millis(750));
+    }
+
+    #[test]
+    fn builder_wins_over_variables() {
+        let obs = Observability::builder("svc")
+            .install_subscriber(false)
+            .env_vars([
+                ("OBSERVE_ENVIRONMENT", "production"),
+                ("OBSERVE_SHUTDOWN_TIMEOUT", "nonsense"),
+            ])
+            .environment("staging")
+            .shutdown_timeout(Duration::from_secs(3))
+            .init()
+            .unwrap();
+        assert_eq!(obs.environment(), "staging");
+        assert_eq!(obs.shutdown_timeout(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn each_bad_value_is_named() {
+        let cases = [
+            ("OBSERVE_SHUTDOWN_TIMEOUT", "soon"),
+            ("OBSERVE_REQUEST_ID_ALWAYS_GENERATE", "perhaps"),
+            ("OBSERVE_REQUEST_ID_HEADER", "bad header"),
+            ("RUST_LOG", "info,[=nope"),
+        ];
+        for (variable, value) in cases {
+            let error = init(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable(), variable);
+            assert_eq!(error.value(), value);
+            let text = error.to_string();
+            assert!(
+                text.starts_with(&format!("invalid {variable}={value:?}: ")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_service_name_is_refused() {
+        let error = Observability::builder(" ")
+            .install_subscriber(false)
+            .env_vars(std::iter::empty::<(String, String)>())
+            .init()
+            .unwrap_err();
+        assert_eq!(error.variable(), "service_name");
+    }
+}
