@@ -196,6 +196,7 @@ impl ObservabilityBuilder {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_target(true)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .try_init();
         }
 

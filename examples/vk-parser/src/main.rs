@@ -1,1 +1,28 @@
-fn main() {}
+//! `vk-parser`: the observe demo service. See the crate docs of `vk_parser`.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vk-parser: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let config = vk_parser::Config::from_env()?;
+    let obs = observe::Observability::builder("vk-parser").init()?;
+    let app = vk_parser::app(vk_parser::AppState::new()).layer(obs.layer());
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|error| format!("cannot listen on VK_PARSER_ADDR={}: {error}", config.addr))?;
+    tracing::info!(
+        "VK_ACCESS_TOKEN is not set: serving from the offline VK stand-in (deterministic groups, posts and comments)"
+    );
+    obs.serve(listener, app).await?;
+    Ok(())
+}

@@ -327,11 +327,11 @@ fn error_type_for(status: StatusCode) -> &'static str {
         415 => "unsupported_media_type",
         422 => "unprocessable_entity",
         429 => "too_many_requests",
-        400..=499 => "client_error",
         501 => "not_implemented",
         502 => "bad_gateway",
         503 => "service_unavailable",
         504 => "gateway_timeout",
+        _ if status.is_client_error() => "client_error",
         _ => "internal_error",
     }
 }

@@ -1,0 +1,177 @@
+//! The `vk-parser` binary as a user runs it: it starts with embedded
+//! defaults, answers with the whole stack in place, and stops cleanly on
+//! SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use observe_tests::{http_get, with_body};
+use serde_json::Value;
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+async fn start() -> Running {
+    let addr = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_vk-parser"))
+        .env("VK_PARSER_ADDR", addr.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "vk-parser did not listen on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running
+}
+
+fn url(running: &Running, path: &str) -> String {
+    format!("http://{}{path}", running.addr)
+}
+
+#[tokio::test]
+async fn starts_answers_with_the_stack_and_stops_on_sigterm() {
+    let mut running = start().await;
+
+    let reply = http_get(&url(&running, "/"), &[("x-request-id", "demo-1")]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-request-id"), "demo-1");
+    let body: Value = reply.json();
+    assert_eq!(body["service"], "vk-parser");
+
+    let parse = url(&running, "/api/v1/groups/durov/parse");
+    let reply = with_body(
+        "POST",
+        &parse,
+        "application/json",
+        r#"{"posts_limit":3,"comments_per_post":2}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let first: Value = reply.json();
+    assert_eq!(first["posts_fetched"], 3);
+    assert_eq!(first["posts_added"], 3);
+    let comments_added = first["comments_added"].as_u64().unwrap();
+    assert_eq!(first["comments_fetched"].as_u64().unwrap(), comments_added);
+
+    let reply = with_body(
+        "POST",
+        &parse,
+        "application/json",
+        r#"{"posts_limit":3,"comments_per_post":2}"#,
+    )
+    .await;
+    let second: Value = reply.json();
+    assert_eq!(second["posts_added"], 0);
+    assert_eq!(second["comments_added"], 0);
+
+    let reply = http_get(&url(&running, "/api/v1/groups/durov/stats"), &[]).await;
+    let stats: Value = reply.json();
+    assert_eq!(stats["posts"], 3);
+    assert_eq!(stats["comments"].as_u64().unwrap(), comments_added);
+
+    let reply = http_get(&url(&running, "/api/v1/groups/durov/comments?limit=1"), &[]).await;
+    let page: Value = reply.json();
+    assert_eq!(page["total"].as_u64().unwrap(), comments_added);
+    assert_eq!(
+        page["comments"].as_array().unwrap().len(),
+        usize::from(comments_added > 0)
+    );
+
+    let reply = http_get(&url(&running, "/api/v1/groups/Not%20Valid/stats"), &[]).await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.header("content-type"), "application/problem+json");
+    let problem: Value = reply.json();
+    assert_eq!(problem["error_type"], "invalid_group_id");
+    assert_eq!(problem["request_id"], reply.header("x-request-id"));
+
+    let reply = with_body(
+        "POST",
+        &parse,
+        "application/json",
+        r#"{"posts_limit":0,"comments_per_post":2}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 422);
+    let problem: Value = reply.json();
+    assert_eq!(problem["error_type"], "invalid_parameter");
+    assert_eq!(problem["detail"], "posts_limit must be between 1 and 100");
+
+    let reply = http_get(&url(&running, "/api/v1/groups/nobody/stats"), &[]).await;
+    assert_eq!(reply.status, 404);
+    let problem: Value = reply.json();
+    assert_eq!(problem["error_type"], "group_not_parsed");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = running.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vk-parser did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn bad_address_fails_at_start_naming_the_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vk-parser"))
+        .env("VK_PARSER_ADDR", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(r#"invalid VK_PARSER_ADDR="not-an-address""#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_observe_variable_fails_at_start_naming_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vk-parser"))
+        .env("VK_PARSER_ADDR", free_port().to_string())
+        .env("OBSERVE_SHUTDOWN_TIMEOUT", "forever")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(r#"invalid OBSERVE_SHUTDOWN_TIMEOUT="forever""#),
+        "{stderr}"
+    );
+}

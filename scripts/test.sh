@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test and doc test.
+# It installs what it needs when missing, so it passes on a new machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_component() {
+  # rustfmt and clippy ship with the machine's toolchain; rustup can add them
+  # where the distribution server is reachable.
+  if ! cargo "$1" --version >/dev/null 2>&1; then
+    step "installing $2"
+    rustup component add "$2"
+  fi
+}
+need_component fmt rustfmt
+need_component clippy clippy
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace --locked
+
+step "benchmarks compile"
+cargo bench --workspace --locked --no-run
