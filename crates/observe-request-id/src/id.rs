@@ -3,18 +3,12 @@ use std::{fmt, future::Future, str::FromStr};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use tokio::task::futures::TaskLocalFuture;
-use uuid::{ContextV7, Timestamp, Uuid};
+use uuid::Uuid;
 
 use crate::{DEFAULT_HEADER_NAME, MAX_REQUEST_ID_LEN};
 
 tokio::task_local! {
     static CURRENT: RequestId;
-}
-
-thread_local! {
-    // One counter per thread: `Uuid::now_v7` would take a process-wide mutex
-    // on every request.
-    static V7_CONTEXT: ContextV7 = const { ContextV7::new() };
 }
 
 /// The id of one request.
@@ -49,8 +43,7 @@ impl std::error::Error for InvalidRequestId {}
 impl RequestId {
     /// Makes a fresh UUID v7 id.
     pub fn new_v7() -> Self {
-        let uuid = V7_CONTEXT.with(|context| Uuid::new_v7(Timestamp::now(context)));
-        Self::from_uuid(uuid)
+        Self::from_uuid(crate::v7::now_v7())
     }
 
     /// The id of a UUID, in its lower-case hyphenated form.
@@ -94,9 +87,11 @@ impl RequestId {
 /// Whether `bytes` is a request id this crate keeps: 1 to
 /// [`MAX_REQUEST_ID_LEN`] bytes, each visible ASCII.
 pub(crate) fn is_valid(bytes: &[u8]) -> bool {
-    !bytes.is_empty()
-        && bytes.len() <= MAX_REQUEST_ID_LEN
-        && bytes.iter().all(|byte| (0x21..=0x7e).contains(byte))
+    // No early exit, so the loop compiles to a few vector compares.
+    let visible = bytes.iter().fold(true, |visible, byte| {
+        visible & (byte.wrapping_sub(0x21) < 0x5e)
+    });
+    visible && !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID_LEN
 }
 
 impl FromStr for RequestId {

@@ -19,16 +19,19 @@ use crate::{DEFAULT_HEADER_NAME, MakeRequestId, MakeUuidV7, RequestId, id};
 pub struct RequestIdLayer<M = MakeUuidV7> {
     header_name: HeaderName,
     trust_incoming: bool,
+    set_request_header: bool,
     make_request_id: M,
 }
 
 impl RequestIdLayer {
     /// The defaults: header [`DEFAULT_HEADER_NAME`], valid incoming ids kept,
-    /// fresh ids from [`MakeUuidV7`].
+    /// fresh ids from [`MakeUuidV7`], no header added to requests that came
+    /// without one.
     pub fn new() -> Self {
         Self {
             header_name: DEFAULT_HEADER_NAME,
             trust_incoming: true,
+            set_request_header: false,
             make_request_id: MakeUuidV7,
         }
     }
@@ -54,11 +57,24 @@ impl<M> RequestIdLayer<M> {
         self
     }
 
+    /// With `true`, a fresh id is also set as a header on the request, for
+    /// inner code that reads headers rather than the [`RequestId`] extension.
+    ///
+    /// Whatever this says, an incoming header that was not kept (invalid,
+    /// repeated, or untrusted under [`always_generate`](Self::always_generate))
+    /// is replaced by the fresh id, so the inner service never sees an id that
+    /// differs from the one in the extensions and on the response.
+    pub fn set_request_header(mut self, set_request_header: bool) -> Self {
+        self.set_request_header = set_request_header;
+        self
+    }
+
     /// Makes fresh ids with `make_request_id` instead of UUID v7.
     pub fn make_request_id<M2>(self, make_request_id: M2) -> RequestIdLayer<M2> {
         RequestIdLayer {
             header_name: self.header_name,
             trust_incoming: self.trust_incoming,
+            set_request_header: self.set_request_header,
             make_request_id,
         }
     }
@@ -72,6 +88,7 @@ impl<S, M: Clone> Layer<S> for RequestIdLayer<M> {
             inner,
             header_name: self.header_name.clone(),
             trust_incoming: self.trust_incoming,
+            set_request_header: self.set_request_header,
             make_request_id: self.make_request_id.clone(),
         }
     }
@@ -83,6 +100,7 @@ pub struct RequestIdService<S, M = MakeUuidV7> {
     inner: S,
     header_name: HeaderName,
     trust_incoming: bool,
+    set_request_header: bool,
     make_request_id: M,
 }
 
@@ -103,14 +121,24 @@ impl<S, M> RequestIdService<S, M> {
     }
 }
 
-/// The id in `headers` if there is exactly one header and it is valid.
-fn incoming(headers: &HeaderMap, name: &HeaderName) -> Option<RequestId> {
+/// What a request brought under the id header.
+enum Incoming {
+    Absent,
+    /// Exactly one valid value.
+    Valid(RequestId),
+    /// Empty, too long, not visible ASCII, or repeated.
+    Invalid,
+}
+
+fn incoming(headers: &HeaderMap, name: &HeaderName) -> Incoming {
     let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
+    let Some(first) = values.next() else {
+        return Incoming::Absent;
+    };
     if values.next().is_some() {
-        return None;
+        return Incoming::Invalid;
     }
-    RequestId::from_header_value(first).ok()
+    RequestId::from_header_value(first).map_or(Incoming::Invalid, Incoming::Valid)
 }
 
 impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for RequestIdService<S, M>
@@ -127,20 +155,21 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let kept = if self.trust_incoming {
-            incoming(request.headers(), &self.header_name)
-        } else {
-            None
+        let (found, set_header) = match incoming(request.headers(), &self.header_name) {
+            Incoming::Valid(request_id) if self.trust_incoming => (Some(request_id), false),
+            Incoming::Absent => (None, self.set_request_header),
+            // Never leave an id on the request that differs from ours.
+            Incoming::Valid(_) | Incoming::Invalid => (None, true),
         };
-        let request_id = match kept {
+        let request_id = match found {
             Some(request_id) => request_id,
             None => {
                 let fresh = self.make_request_id.make_request_id(&request);
-                // Replaces every incoming value, so the inner service and
-                // anything it forwards to see the id we answer with.
-                request
-                    .headers_mut()
-                    .insert(self.header_name.clone(), fresh.header_value().clone());
+                if set_header {
+                    request
+                        .headers_mut()
+                        .insert(self.header_name.clone(), fresh.header_value().clone());
+                }
                 fresh
             }
         };
@@ -248,8 +277,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_id_gets_a_v7_uuid_on_request_and_response() {
+    async fn missing_id_gets_a_v7_uuid_in_extensions_and_response() {
         let (response, seen) = send(RequestIdLayer::new(), &[]).await;
+        let id = header(&response).to_owned();
+        assert_fresh_v7(&id);
+        assert_eq!(seen, format!("{id}|"));
+    }
+
+    #[tokio::test]
+    async fn set_request_header_puts_a_fresh_id_on_the_request() {
+        let (response, seen) = send(RequestIdLayer::new().set_request_header(true), &[]).await;
         let id = header(&response).to_owned();
         assert_fresh_v7(&id);
         assert_eq!(seen, format!("{id}|{id}"));
@@ -336,7 +373,7 @@ mod tests {
     async fn generator_is_pluggable() {
         let (response, seen) = send(RequestIdLayer::new().make_request_id(Fixed), &[]).await;
         assert_eq!(header(&response), "fixed-id");
-        assert_eq!(seen, "fixed-id|fixed-id");
+        assert_eq!(seen, "fixed-id|");
     }
 
     #[tokio::test]

@@ -46,6 +46,7 @@
 mod id;
 mod layer;
 mod make;
+mod v7;
 
 pub use id::{InvalidRequestId, RequestId, current, propagate_current, scope};
 pub use layer::{RequestIdLayer, RequestIdService, ResponseFuture};

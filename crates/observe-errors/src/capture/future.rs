@@ -38,52 +38,42 @@ pin_project! {
     enum State<F, B> {
         Polling { #[pin] future: F },
         Panicked { panic: Option<Box<dyn Any + Send>> },
-        ReadingPlainBody {
-            parts: Option<Parts>,
-            #[pin]
-            body: B,
-            text: Vec<u8>,
-        },
+        // Boxed: rare, and large enough to slow every other request's moves.
+        ReadingPlainBody { reading: Option<Box<PlainBody<B>>> },
     }
+}
+
+/// An error response whose plain body is being read.
+struct PlainBody<B> {
+    parts: Parts,
+    body: Pin<Box<B>>,
+    text: Vec<u8>,
 }
 
 /// What a problem body needs from the request.
 struct RequestFacts {
-    request_id: Option<RequestId>,
     path: Option<PathAndQuery>,
     config: Config,
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(super) fn new(
-        future: F,
-        request_id: Option<RequestId>,
-        path: Option<PathAndQuery>,
-        config: Config,
-    ) -> Self {
+    pub(super) fn new(future: F, path: Option<PathAndQuery>, config: Config) -> Self {
         Self {
             state: State::Polling { future },
-            request: RequestFacts {
-                request_id,
-                path,
-                config,
-            },
+            request: RequestFacts { path, config },
         }
     }
 
+    /// The inner service panicked in `call`. The response is made when this
+    /// future is first polled, where the request id is in scope.
     pub(super) fn panicked(
         panic: Box<dyn Any + Send>,
-        request_id: Option<RequestId>,
         path: Option<PathAndQuery>,
         config: Config,
     ) -> Self {
         Self {
             state: State::Panicked { panic: Some(panic) },
-            request: RequestFacts {
-                request_id,
-                path,
-                config,
-            },
+            request: RequestFacts { path, config },
         }
     }
 }
@@ -107,6 +97,9 @@ where
                         Ok(Poll::Ready(Ok(response))) => response,
                         Err(panic) => return Poll::Ready(Ok(request.panic_response(panic))),
                     };
+                    if response.status().as_u16() < 400 {
+                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    }
                     if let Some(problem) = response.extensions().get::<Problem>().cloned() {
                         let (parts, _) = response.into_parts();
                         return Poll::Ready(Ok(request.problem_response(parts, &problem)));
@@ -122,9 +115,11 @@ where
                         return Poll::Ready(Ok(request.plain_error_response(parts, b"", false)));
                     }
                     this.state.set(State::ReadingPlainBody {
-                        parts: Some(parts),
-                        body,
-                        text: Vec::new(),
+                        reading: Some(Box::new(PlainBody {
+                            parts,
+                            body: Box::pin(body),
+                            text: Vec::new(),
+                        })),
                     });
                 }
                 StateProj::Panicked { panic } => {
@@ -133,11 +128,11 @@ where
                         .unwrap_or_else(|| Box::new("polled after completion"));
                     return Poll::Ready(Ok(request.panic_response(panic)));
                 }
-                StateProj::ReadingPlainBody {
-                    parts,
-                    mut body,
-                    text,
-                } => {
+                StateProj::ReadingPlainBody { reading } => {
+                    let Some(plain) = reading.as_mut() else {
+                        return Poll::Pending;
+                    };
+                    let PlainBody { body, text, .. } = &mut **plain;
                     let complete = loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
                             Some(Ok(frame)) => {
@@ -157,10 +152,11 @@ where
                             None => break true,
                         }
                     };
-                    let Some(parts) = parts.take() else {
+                    let Some(plain) = reading.take() else {
                         return Poll::Pending;
                     };
-                    return Poll::Ready(Ok(request.plain_error_response(parts, text, complete)));
+                    let PlainBody { parts, text, .. } = *plain;
+                    return Poll::Ready(Ok(request.plain_error_response(parts, &text, complete)));
                 }
             }
         }
@@ -168,14 +164,11 @@ where
 }
 
 impl RequestFacts {
-    fn request_id(&self) -> Option<&str> {
-        self.request_id.as_ref().map(RequestId::as_str)
-    }
-
     fn render<B>(&self, mut parts: Parts, problem: &Problem) -> Response<ResponseBody<B>> {
+        let request_id = observe_request_id::current();
         let body = problem.to_json(
             self.path.as_ref().map(PathAndQuery::path),
-            self.request_id(),
+            request_id.as_ref().map(RequestId::as_str),
         );
         parts.status = problem.status();
         parts.headers.insert(CONTENT_TYPE, PROBLEM_JSON);
@@ -262,7 +255,8 @@ impl RequestFacts {
         if !self.config.log_errors {
             return;
         }
-        let request_id = self.request_id();
+        let request_id = observe_request_id::current();
+        let request_id = request_id.as_ref().map(RequestId::as_str);
         let context = report.context_json();
         if report.status().is_server_error() {
             tracing::error!(

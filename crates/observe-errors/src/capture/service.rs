@@ -5,7 +5,6 @@ use std::{
 
 use bytes::Bytes;
 use http::{Request, Response};
-use observe_request_id::RequestId;
 use tower_service::Service;
 
 use super::{ResponseBody, ResponseFuture, layer::Config};
@@ -48,13 +47,13 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // Taken now: the request is gone once the inner service has it, and
-        // a problem body needs both.
-        let request_id = request.extensions().get::<RequestId>().cloned();
+        // Taken now: the request is gone once the inner service has it. The
+        // request id is not: it is read from `observe_request_id::current()`,
+        // and only when there is an error to report.
         let path = request.uri().path_and_query().cloned();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
-            Ok(future) => ResponseFuture::new(future, request_id, path, self.config),
-            Err(panic) => ResponseFuture::panicked(panic, request_id, path, self.config),
+            Ok(future) => ResponseFuture::new(future, path, self.config),
+            Err(panic) => ResponseFuture::panicked(panic, path, self.config),
         }
     }
 }

@@ -1,7 +1,4 @@
-use std::{
-    convert::Infallible,
-    sync::{Arc, Mutex},
-};
+use std::convert::Infallible;
 
 use axum::{
     Json, Router,
@@ -31,12 +28,14 @@ where
     serde_json::from_slice(&body).unwrap()
 }
 
-fn with_id(uri: &str) -> Request<Body> {
-    let mut request = Request::builder().uri(uri).body(Body::empty()).unwrap();
-    request
-        .extensions_mut()
-        .insert("req-1".parse::<RequestId>().unwrap());
-    request
+fn request_to(uri: &str) -> Request<Body> {
+    Request::builder().uri(uri).body(Body::empty()).unwrap()
+}
+
+/// Runs `future` as `RequestIdLayer` runs the inner service: with request id
+/// `req-1` in scope.
+async fn scoped<F: std::future::Future>(future: F) -> F::Output {
+    observe_request_id::scope("req-1".parse::<RequestId>().unwrap(), future).await
 }
 
 #[tokio::test]
@@ -57,9 +56,8 @@ async fn panic_in_call_becomes_a_500_problem() {
             panic!("secret detail in call")
         }
     }
-    let response = ErrorCaptureLayer::new()
-        .layer(PanicsInCall)
-        .oneshot(with_id("/boom?token=x"))
+    let service = ErrorCaptureLayer::new().layer(PanicsInCall);
+    let response = scoped(service.oneshot(request_to("/boom?token=x")))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -91,7 +89,7 @@ async fn panic_in_future_becomes_a_500_problem_without_the_message() {
         }
         Ok::<_, Infallible>(Response::new(Body::empty()))
     }));
-    let response = service.oneshot(with_id("/")).await.unwrap();
+    let response = scoped(service.oneshot(request_to("/"))).await.unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let report = response.extensions().get::<ErrorReport>().unwrap().clone();
     assert_eq!(report.message(), "password=hunter2");
@@ -111,7 +109,7 @@ async fn ok_responses_pass_through_untouched() {
                 .unwrap(),
         )
     }));
-    let response = service.oneshot(with_id("/")).await.unwrap();
+    let response = scoped(service.oneshot(request_to("/"))).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[CONTENT_LENGTH], "5");
     assert!(response.extensions().get::<ErrorReport>().is_none());
@@ -130,7 +128,7 @@ async fn json_error_responses_of_the_app_are_left_alone() {
                 .unwrap(),
         )
     }));
-    let response = service.oneshot(with_id("/")).await.unwrap();
+    let response = scoped(service.oneshot(request_to("/"))).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -343,52 +341,4 @@ async fn conversion_can_be_turned_off() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.headers().get(CONTENT_TYPE).is_none());
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn each_error_is_logged_once_with_its_request_id() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    call(request("POST", "/conflict", None, "")).await;
-    let panicking = ErrorCaptureLayer::new().layer(service_fn(|_: Request<Body>| async {
-        if true {
-            panic!("kaboom");
-        }
-        Ok::<_, Infallible>(Response::new(Body::empty()))
-    }));
-    panicking.oneshot(with_id("/")).await.unwrap();
-
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].contains("WARN"), "{text}");
-    assert!(lines[0].contains("request_id=\"rid-7\""), "{text}");
-    assert!(lines[0].contains("error_type=\"duplicate_job\""), "{text}");
-    assert!(
-        lines[0].contains(r#"context="{\"group_id\":\"42\"}""#),
-        "{text}"
-    );
-    assert!(lines[1].contains("ERROR"), "{text}");
-    assert!(lines[1].contains("error_type=\"panic\""), "{text}");
-    assert!(lines[1].contains("error_message=\"kaboom\""), "{text}");
-    assert!(lines[1].contains("request_id=\"req-1\""), "{text}");
 }
