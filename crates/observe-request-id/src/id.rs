@@ -22,8 +22,18 @@ tokio::task_local! {
 /// extractor of the same request sees the same one.
 ///
 /// [`RequestIdLayer`]: crate::RequestIdLayer
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(HeaderValue);
+#[derive(Clone)]
+pub struct RequestId(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// A hyphenated UUID kept inline: cloning it copies 36 bytes instead of
+    /// touching a shared reference count, and nothing is allocated until a
+    /// header needs it.
+    Uuid([u8; uuid::fmt::Hyphenated::LENGTH]),
+    /// A valid id that arrived in a header, sharing the request's buffer.
+    Header(HeaderValue),
+}
 
 /// The error for a value that is not a valid request id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,37 +60,67 @@ impl RequestId {
     pub fn from_uuid(uuid: Uuid) -> Self {
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         uuid.hyphenated().encode_lower(&mut text);
-        // `from_owner` gives a buffer whose clones share one count, and a
-        // hyphenated UUID is always a valid header value.
-        Self(
-            HeaderValue::from_maybe_shared(Bytes::from_owner(text))
-                .unwrap_or_else(|_| unreachable!("a hyphenated UUID is visible ASCII")),
-        )
+        Self(Repr::Uuid(text))
     }
 
     /// Takes a header value as an id if it is a valid one.
     pub fn from_header_value(value: &HeaderValue) -> Result<Self, InvalidRequestId> {
         if is_valid(value.as_bytes()) {
-            Ok(Self(value.clone()))
+            Ok(Self(Repr::Header(value.clone())))
         } else {
             Err(InvalidRequestId(()))
         }
     }
 
+    /// The id as bytes: visible ASCII.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Uuid(text) => text,
+            Repr::Header(value) => value.as_bytes(),
+        }
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        // Validated as visible ASCII on the way in.
-        self.0.to_str().unwrap_or_default()
+        // Validated as visible ASCII on the way in, so never the fallback.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
     /// The id as a header value.
-    pub fn header_value(&self) -> &HeaderValue {
-        &self.0
+    pub fn to_header_value(&self) -> HeaderValue {
+        match &self.0 {
+            Repr::Uuid(text) => Self::uuid_header(text),
+            Repr::Header(value) => value.clone(),
+        }
     }
 
-    /// The id as an owned header value.
+    /// The id as a header value, without a copy when it came from one.
     pub fn into_header_value(self) -> HeaderValue {
-        self.0
+        match self.0 {
+            Repr::Uuid(text) => Self::uuid_header(&text),
+            Repr::Header(value) => value,
+        }
+    }
+
+    fn uuid_header(text: &[u8; uuid::fmt::Hyphenated::LENGTH]) -> HeaderValue {
+        // `from_owner` moves the text into a buffer whose clones share one
+        // count; a hyphenated UUID is always a valid header value.
+        HeaderValue::from_maybe_shared(Bytes::from_owner(*text))
+            .unwrap_or_else(|_| unreachable!("a hyphenated UUID is visible ASCII"))
+    }
+}
+
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 
@@ -100,7 +140,7 @@ impl FromStr for RequestId {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if is_valid(text.as_bytes()) {
             HeaderValue::from_str(text)
-                .map(Self)
+                .map(|value| Self(Repr::Header(value)))
                 .map_err(|_| InvalidRequestId(()))
         } else {
             Err(InvalidRequestId(()))
@@ -121,7 +161,7 @@ impl TryFrom<HeaderValue> for RequestId {
 
     fn try_from(value: HeaderValue) -> Result<Self, Self::Error> {
         if is_valid(value.as_bytes()) {
-            Ok(Self(value))
+            Ok(Self(Repr::Header(value)))
         } else {
             Err(InvalidRequestId(()))
         }
@@ -178,7 +218,7 @@ pub fn scope<F: Future>(id: RequestId, future: F) -> TaskLocalFuture<RequestId, 
 pub fn propagate_current(headers: &mut HeaderMap) -> bool {
     CURRENT
         .try_with(|id| {
-            headers.insert(DEFAULT_HEADER_NAME, id.0.clone());
+            headers.insert(DEFAULT_HEADER_NAME, id.to_header_value());
         })
         .is_ok()
 }

@@ -168,7 +168,7 @@ where
                 if set_header {
                     request
                         .headers_mut()
-                        .insert(self.header_name.clone(), fresh.header_value().clone());
+                        .insert(self.header_name.clone(), fresh.to_header_value());
                 }
                 fresh
             }
