@@ -1,29 +1,76 @@
 #!/usr/bin/env bash
 # Criterion micro-benchmarks of every layer, each beside the bare service and
-# beside the tower-http layer that does the same job, in one run.
+# beside the tower-http layer that does the same job.
 #
-#   ./scripts/bench.sh            # full run (about 3 minutes)
-#   ./scripts/bench.sh --quick    # shorter measurement, for a rough look
-#   ./scripts/bench.sh -- FILTER  # only benchmarks whose name matches FILTER
+#   ./scripts/bench.sh              # 3 rounds of every benchmark, then a summary
+#   ./scripts/bench.sh --quick      # 1 short round, for a rough look
+#   ROUNDS=5 ./scripts/bench.sh     # more rounds
 #
-# The machines are shared and noisy: compare figures from the same run, and
-# pin to one core (taskset, used when present) to steady them.
+# These machines are shared and noisy: one benchmark can shift by 100 ns
+# between two runs a minute apart. So every round runs every benchmark once,
+# pinned to one core, and the summary gives each layer's cost over the bare
+# service in each round (the two measured minutes apart at most) and the
+# median of those differences over the rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-criterion_args=(--warm-up-time 2 --measurement-time 8)
+rounds="${ROUNDS:-3}"
+criterion_args=(--warm-up-time 1 --measurement-time 5)
 if [[ "${1:-}" == "--quick" ]]; then
-  criterion_args=(--warm-up-time 1 --measurement-time 3)
-  shift
+  rounds=1
+  criterion_args=(--warm-up-time 1 --measurement-time 2)
 fi
-[[ "${1:-}" == "--" ]] && shift
 
 pin=()
 if command -v taskset >/dev/null 2>&1 && [[ "$(nproc)" -gt 1 ]]; then
   pin=(taskset -c 1)
 fi
 
-"${pin[@]}" cargo bench --locked \
-  -p observe-request-id --bench request_id \
-  -p observe-errors --bench error_capture \
-  -- "${criterion_args[@]}" "$@"
+cargo bench --locked -p observe-tests --bench layers --no-run
+results="target/bench-rounds.tsv"
+: >"$results"
+for round in $(seq 1 "$rounds"); do
+  echo "==> round $round of $rounds"
+  "${pin[@]}" cargo bench --locked -p observe-tests --bench layers -- "${criterion_args[@]}" |
+    grep -E 'time:' || true
+  for estimates in target/criterion/*/new/estimates.json; do
+    name=$(basename "$(dirname "$(dirname "$estimates")")")
+    python3 -c 'import json,sys; print(sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))["mean"]["point_estimate"], sep="\t")' \
+      "$round" "$name" "$estimates" >>"$results"
+  done
+done
+
+python3 - "$results" <<'PY'
+import collections, statistics, sys
+
+rounds = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    round_, name, mean = line.split("\t")
+    rounds[int(round_)][name] = float(mean)
+
+# (benchmark, its baseline, budget in ns or None)
+rows = [
+    ("request_id_observe_generate_v7", "request_id_bare", 300),
+    ("request_id_observe_keep_incoming", "request_id_bare_with_id", 300),
+    ("request_id_tower_http_generate_v4", "request_id_bare", None),
+    ("request_id_tower_http_keep_incoming", "request_id_bare_with_id", None),
+    ("error_capture_observe_ok", "error_capture_bare", 50),
+    ("error_capture_tower_http_ok", "error_capture_bare", None),
+]
+print()
+print(f"{'benchmark':40} {'mean (median of rounds)':>24} {'over bare, per round':>30} {'median':>8} {'budget':>7}")
+for name, base, budget in rows:
+    present = [r for r in rounds.values() if name in r and base in r]
+    if not present:
+        continue
+    means = [r[name] for r in present]
+    diffs = [r[name] - r[base] for r in present]
+    per_round = " ".join(f"{d:+.0f}" for d in diffs)
+    verdict = "" if budget is None else (f"{budget} ok" if statistics.median(diffs) <= budget else f"{budget} OVER")
+    print(f"{name:40} {statistics.median(means):21.0f} ns {per_round:>30} {statistics.median(diffs):+7.0f} {verdict:>7}")
+for name in ("request_id_bare", "request_id_bare_with_id", "error_capture_bare",
+             "request_id_new_v7_alone", "error_capture_observe_panic", "error_capture_tower_http_panic"):
+    means = [r[name] for r in rounds.values() if name in r]
+    if means:
+        print(f"{name:40} {statistics.median(means):21.0f} ns")
+PY

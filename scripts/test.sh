@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every test and doc test.
+# The whole test suite: formatting, lints (benchmarks included), every test
+# and doc test.
 # It installs what it needs when missing, so it passes on a new machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,3 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace --locked
-
-step "benchmarks compile"
-cargo bench --workspace --locked --no-run
