@@ -5,6 +5,8 @@
 #   ./scripts/bench.sh              # 3 rounds of every benchmark, then a summary
 #   ./scripts/bench.sh --quick      # 1 short round, for a rough look
 #   ROUNDS=5 ./scripts/bench.sh     # more rounds
+#   ./scripts/bench.sh --instructions   # instructions per request (valgrind),
+#                                       # the same figure on every run
 #
 # These machines are shared and noisy: one benchmark can shift by 100 ns
 # between two runs a minute apart. So every round runs every benchmark once,
@@ -13,6 +15,39 @@
 # median of those differences over the rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--instructions" ]]; then
+  if ! command -v valgrind >/dev/null 2>&1; then
+    echo "installing valgrind" >&2
+    apt-get install -y valgrind >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }
+  fi
+  cargo build --locked --release -p observe-tests --example layer_cost
+  binary=target/release/examples/layer_cost
+  count() { # instructions of one run: variant, requests
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$1" "$2" 2>&1 |
+      awk '/refs:/ { gsub(",", "", $4); print $4 }'
+  }
+  declare -A per_request
+  for variant in bare bare_with_id request_id_generate request_id_keep \
+    tower_http_request_id_generate tower_http_request_id_keep \
+    error_capture_ok tower_http_catch_panic_ok; do
+    # The difference of two run lengths cancels start-up and shut-down.
+    few=$(count "$variant" 1000)
+    many=$(count "$variant" 11000)
+    per_request[$variant]=$(((many - few) / 10000))
+  done
+  row() { printf '%-34s %8d instructions  %+6d over %s\n' "$1" "${per_request[$1]}" \
+    "$((per_request[$1] - per_request[$2]))" "$2"; }
+  printf '%-34s %8d instructions\n' bare "${per_request[bare]}"
+  printf '%-34s %8d instructions\n' bare_with_id "${per_request[bare_with_id]}"
+  row request_id_generate bare
+  row request_id_keep bare_with_id
+  row tower_http_request_id_generate bare
+  row tower_http_request_id_keep bare_with_id
+  row error_capture_ok bare
+  row tower_http_catch_panic_ok bare
+  exit 0
+fi
 
 rounds="${ROUNDS:-3}"
 criterion_args=(--warm-up-time 1 --measurement-time 5)

@@ -3,6 +3,8 @@
 //! refuse to send.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod fixture;
+
 use std::{net::SocketAddr, time::Duration};
 
 use axum::Router;

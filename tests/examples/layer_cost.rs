@@ -1,0 +1,71 @@
+//! Runs one layer over the benchmark fixture N times, for instruction counts
+//! under `valgrind --tool=callgrind`: unlike nanoseconds on a shared machine,
+//! instructions per request repeat exactly from run to run.
+//!
+//! `cargo run --release -p observe-tests --example layer_cost -- VARIANT N`,
+//! or `./scripts/bench.sh --instructions`, which does the arithmetic.
+#![allow(clippy::unwrap_used)]
+
+use std::{convert::Infallible, hint::black_box, process::ExitCode};
+
+use futures_util::FutureExt;
+use http::{Request, Response};
+use observe::{errors::ErrorCaptureLayer, request_id::RequestIdLayer};
+use observe_tests::fixture::{bare, with_id, without_id};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+};
+
+/// Every variant, with the request it takes.
+pub const VARIANTS: [&str; 8] = [
+    "bare",
+    "bare_with_id",
+    "request_id_generate",
+    "request_id_keep",
+    "tower_http_request_id_generate",
+    "tower_http_request_id_keep",
+    "error_capture_ok",
+    "tower_http_catch_panic_ok",
+];
+
+fn run<S, B>(service: S, request: fn() -> Request<()>, count: usize)
+where
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible> + Clone,
+{
+    for _ in 0..count {
+        black_box(service.clone().oneshot(request()).now_or_never());
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (Some(variant), Some(count)) = (args.next(), args.next().and_then(|n| n.parse().ok()))
+    else {
+        eprintln!(
+            "usage: layer_cost VARIANT COUNT; variants: {}",
+            VARIANTS.join(", ")
+        );
+        return ExitCode::FAILURE;
+    };
+    let tower_http_ids = || {
+        SetRequestIdLayer::x_request_id(MakeRequestUuid)
+            .layer(PropagateRequestIdLayer::x_request_id().layer(bare()))
+    };
+    match variant.as_str() {
+        "bare" => run(bare(), without_id, count),
+        "bare_with_id" => run(bare(), with_id, count),
+        "request_id_generate" => run(RequestIdLayer::new().layer(bare()), without_id, count),
+        "request_id_keep" => run(RequestIdLayer::new().layer(bare()), with_id, count),
+        "tower_http_request_id_generate" => run(tower_http_ids(), without_id, count),
+        "tower_http_request_id_keep" => run(tower_http_ids(), with_id, count),
+        "error_capture_ok" => run(ErrorCaptureLayer::new().layer(bare()), without_id, count),
+        "tower_http_catch_panic_ok" => run(CatchPanicLayer::new().layer(bare()), without_id, count),
+        other => {
+            eprintln!("unknown variant {other}; variants: {}", VARIANTS.join(", "));
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
