@@ -1,15 +1,10 @@
-use std::{fmt, future::Future, str::FromStr};
+use std::{fmt, str::FromStr};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use tokio::task::futures::TaskLocalFuture;
 use uuid::Uuid;
 
 use crate::{DEFAULT_HEADER_NAME, MAX_REQUEST_ID_LEN};
-
-tokio::task_local! {
-    static CURRENT: RequestId;
-}
 
 /// The id of one request.
 ///
@@ -186,41 +181,17 @@ impl AsRef<str> for RequestId {
     }
 }
 
-/// The id of the request whose handler is running, if any.
-///
-/// [`RequestIdLayer`](crate::RequestIdLayer) sets it while the inner
-/// service's response future is polled, which is where axum handlers and
-/// everything they `.await` run. A task spawned with `tokio::spawn` does not
-/// inherit it: wrap the task's future in [`scope`].
-pub fn current() -> Option<RequestId> {
-    CURRENT.try_with(RequestId::clone).ok()
-}
-
-/// Runs `future` with `id` as the [`current`] request id, for work spawned
-/// off a request.
-///
-/// ```
-/// # async fn demo() {
-/// if let Some(id) = observe_request_id::current() {
-///     tokio::spawn(observe_request_id::scope(id, async {
-///         assert!(observe_request_id::current().is_some());
-///     }));
-/// }
-/// # }
-/// ```
-pub fn scope<F: Future>(id: RequestId, future: F) -> TaskLocalFuture<RequestId, F> {
-    CURRENT.scope(id, future)
-}
-
 /// Sets the [`current`] request id on `headers` under
 /// [`DEFAULT_HEADER_NAME`], for an outgoing call. Returns whether there was
 /// one to set.
 pub fn propagate_current(headers: &mut HeaderMap) -> bool {
-    CURRENT
-        .try_with(|id| {
-            headers.insert(DEFAULT_HEADER_NAME, id.to_header_value());
-        })
-        .is_ok()
+    match crate::current() {
+        Some(id) => {
+            headers.insert(DEFAULT_HEADER_NAME, id.into_header_value());
+            true
+        }
+        None => false,
+    }
 }
 
 #[cfg(feature = "axum")]
@@ -234,7 +205,7 @@ impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for RequestId {
         if let Some(id) = parts.extensions.get::<RequestId>() {
             return Ok(id.clone());
         }
-        let id = current().unwrap_or_else(RequestId::new_v7);
+        let id = crate::current().unwrap_or_else(RequestId::new_v7);
         parts.extensions.insert(id.clone());
         Ok(id)
     }
@@ -252,6 +223,22 @@ mod tests {
         assert_eq!(uuid.get_version_num(), 7);
         assert_eq!(first.as_str().len(), 36);
         assert!(first.as_str() < second.as_str());
+    }
+
+    #[test]
+    fn from_uuid_is_the_lower_case_hyphenated_form() {
+        for _ in 0..100 {
+            let uuid = crate::v7::now_v7();
+            assert_eq!(
+                RequestId::from_uuid(uuid).as_str(),
+                uuid.hyphenated().to_string()
+            );
+        }
+        let max = Uuid::from_u128(u128::MAX);
+        assert_eq!(
+            RequestId::from_uuid(max).as_str(),
+            "ffffffff-ffff-ffff-ffff-ffffffffffff"
+        );
     }
 
     #[test]
@@ -277,13 +264,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn current_is_set_inside_scope_only() {
-        assert!(current().is_none());
+    async fn propagate_current_inside_scope_only() {
+        assert!(crate::current().is_none());
         let id: RequestId = "scoped".parse().unwrap();
-        let seen = scope(id, async {
+        let seen = crate::scope(id, async {
             let mut headers = HeaderMap::new();
             assert!(propagate_current(&mut headers));
-            (current(), headers)
+            (crate::current(), headers)
         })
         .await;
         assert_eq!(seen.0.unwrap().as_str(), "scoped");

@@ -6,11 +6,10 @@ use std::{
 
 use http::{HeaderMap, HeaderName, Request, Response};
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{DEFAULT_HEADER_NAME, MakeRequestId, MakeUuidV7, RequestId, id};
+use crate::{DEFAULT_HEADER_NAME, MakeRequestId, MakeUuidV7, RequestId, Scoped, scope};
 
 /// Gives every request a [`RequestId`] and sets it on every response.
 ///
@@ -175,7 +174,7 @@ where
         };
         request.extensions_mut().insert(request_id.clone());
         ResponseFuture {
-            inner: id::scope(request_id, self.inner.call(request)),
+            inner: scope(request_id, self.inner.call(request)),
             header_name: self.header_name.clone(),
         }
     }
@@ -183,9 +182,9 @@ where
 
 pin_project! {
     /// The response future of [`RequestIdService`].
-    pub struct ResponseFuture<F: Future> {
+    pub struct ResponseFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<RequestId, F>,
+        inner: Scoped<F>,
         header_name: HeaderName,
     }
 }
@@ -199,7 +198,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let mut response = ready!(this.inner.as_mut().poll(cx))?;
-        if let Some(request_id) = this.inner.take_value() {
+        if let Some(request_id) = this.inner.take_id() {
             response
                 .headers_mut()
                 .insert(this.header_name.clone(), request_id.into_header_value());

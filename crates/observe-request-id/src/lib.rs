@@ -46,11 +46,13 @@
 mod id;
 mod layer;
 mod make;
+mod scope;
 mod v7;
 
-pub use id::{InvalidRequestId, RequestId, current, propagate_current, scope};
+pub use id::{InvalidRequestId, RequestId, propagate_current};
 pub use layer::{RequestIdLayer, RequestIdService, ResponseFuture};
 pub use make::{MakeRequestId, MakeUuidV7};
+pub use scope::{Scoped, current, scope};
 
 use http::HeaderName;
 

@@ -7,7 +7,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::{
     Response, StatusCode,
     header::{CONTENT_LENGTH, CONTENT_TYPE},
@@ -136,16 +136,11 @@ where
                     let complete = loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
                             Some(Ok(frame)) => {
-                                if let Ok(mut data) = frame.into_data() {
-                                    if text.len() + data.remaining() > MAX_PLAIN_ERROR_BODY {
+                                if let Ok(data) = frame.into_data() {
+                                    if text.len() + data.len() > MAX_PLAIN_ERROR_BODY {
                                         break false;
                                     }
-                                    while data.has_remaining() {
-                                        let chunk = data.chunk();
-                                        text.extend_from_slice(chunk);
-                                        let read = chunk.len();
-                                        data.advance(read);
-                                    }
+                                    text.extend_from_slice(&data);
                                 }
                             }
                             Some(Err(_)) => break false,
@@ -177,6 +172,9 @@ impl RequestFacts {
         Response::from_parts(parts, ResponseBody::problem(body))
     }
 
+    // Error paths: kept out of line so the success path stays small.
+    #[cold]
+    #[inline(never)]
     fn problem_response<B>(&self, parts: Parts, problem: &Problem) -> Response<ResponseBody<B>> {
         if let Some(report) = parts.extensions.get::<ErrorReport>() {
             self.log(report);
@@ -184,6 +182,8 @@ impl RequestFacts {
         self.render(parts, problem)
     }
 
+    #[cold]
+    #[inline(never)]
     fn panic_response<B>(&self, panic: Box<dyn Any + Send>) -> Response<ResponseBody<B>> {
         let report = ErrorReport::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -205,6 +205,8 @@ impl RequestFacts {
     }
 
     /// `text` is the body read so far; `complete` says whether it is all of it.
+    #[cold]
+    #[inline(never)]
     fn plain_error_response<B>(
         &self,
         mut parts: Parts,
@@ -251,6 +253,8 @@ impl RequestFacts {
         self.render(parts, &problem)
     }
 
+    #[cold]
+    #[inline(never)]
     fn log(&self, report: &ErrorReport) {
         if !self.config.log_errors {
             return;
