@@ -197,11 +197,8 @@ impl RequestFacts {
             "internal_error",
             PANIC_DETAIL,
         );
-        let (mut parts, ()) = Response::new(()).into_parts();
-        self.log(&report);
-        parts.extensions.insert(report);
-        parts.extensions.insert(problem.clone());
-        self.render(parts, &problem)
+        let (parts, ()) = Response::new(()).into_parts();
+        self.report(parts, report, problem)
     }
 
     /// `text` is the body read so far; `complete` says whether it is all of it.
@@ -209,7 +206,7 @@ impl RequestFacts {
     #[inline(never)]
     fn plain_error_response<B>(
         &self,
-        mut parts: Parts,
+        parts: Parts,
         text: &[u8],
         complete: bool,
     ) -> Response<ResponseBody<B>> {
@@ -246,11 +243,22 @@ impl RequestFacts {
             Vec::new(),
             false,
         );
-        let problem = Problem::new(status, error_type, detail);
+        self.report(parts, report, Problem::new(status, error_type, detail))
+    }
+
+    /// Logs `report`, leaves it and `problem` for the layers outside, and
+    /// answers with `problem`.
+    fn report<B>(
+        &self,
+        mut parts: Parts,
+        report: ErrorReport,
+        problem: Problem,
+    ) -> Response<ResponseBody<B>> {
         self.log(&report);
         parts.extensions.insert(report);
-        parts.extensions.insert(problem.clone());
-        self.render(parts, &problem)
+        let mut response = self.render(parts, &problem);
+        response.extensions_mut().insert(problem);
+        response
     }
 
     #[cold]
