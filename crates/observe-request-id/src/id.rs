@@ -181,7 +181,7 @@ impl AsRef<str> for RequestId {
     }
 }
 
-/// Sets the [`current`] request id on `headers` under
+/// Sets the [`current`](crate::current) request id on `headers` under
 /// [`DEFAULT_HEADER_NAME`], for an outgoing call. Returns whether there was
 /// one to set.
 pub fn propagate_current(headers: &mut HeaderMap) -> bool {

@@ -1,6 +1,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -85,6 +86,7 @@ impl<S, M: Clone> Layer<S> for RequestIdLayer<M> {
     fn layer(&self, inner: S) -> Self::Service {
         RequestIdService {
             inner,
+            response_header: ResponseHeader::new(&self.header_name),
             header_name: self.header_name.clone(),
             trust_incoming: self.trust_incoming,
             set_request_header: self.set_request_header,
@@ -97,6 +99,7 @@ impl<S, M: Clone> Layer<S> for RequestIdLayer<M> {
 #[derive(Debug, Clone)]
 pub struct RequestIdService<S, M = MakeUuidV7> {
     inner: S,
+    response_header: ResponseHeader,
     header_name: HeaderName,
     trust_incoming: bool,
     set_request_header: bool,
@@ -117,6 +120,24 @@ impl<S, M> RequestIdService<S, M> {
     /// Takes the inner service back.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+}
+
+/// The response header's name, as the response future keeps it: nothing for
+/// the default, a shared pointer otherwise, so the future stays small.
+#[derive(Debug, Clone)]
+struct ResponseHeader(Option<Arc<HeaderName>>);
+
+impl ResponseHeader {
+    fn new(name: &HeaderName) -> Self {
+        Self((*name != DEFAULT_HEADER_NAME).then(|| Arc::new(name.clone())))
+    }
+
+    fn name(&self) -> HeaderName {
+        match &self.0 {
+            None => DEFAULT_HEADER_NAME,
+            Some(name) => HeaderName::clone(name),
+        }
     }
 }
 
@@ -175,7 +196,7 @@ where
         request.extensions_mut().insert(request_id.clone());
         ResponseFuture {
             inner: scope(request_id, self.inner.call(request)),
-            header_name: self.header_name.clone(),
+            header_name: self.response_header.clone(),
         }
     }
 }
@@ -185,7 +206,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Scoped<F>,
-        header_name: HeaderName,
+        header_name: ResponseHeader,
     }
 }
 
@@ -201,7 +222,7 @@ where
         if let Some(request_id) = this.inner.take_id() {
             response
                 .headers_mut()
-                .insert(this.header_name.clone(), request_id.into_header_value());
+                .insert(this.header_name.name(), request_id.into_header_value());
         }
         Poll::Ready(Ok(response))
     }
