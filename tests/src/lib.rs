@@ -134,6 +134,11 @@ pub async fn with_body(method: &str, url: &str, content_type: &str, body: &str) 
     send(request).await
 }
 
+/// `POST url` with a JSON body.
+pub async fn post_json(url: &str, body: &str) -> Reply {
+    with_body("POST", url, "application/json", body).await
+}
+
 /// One raw HTTP/1.1 exchange on an open connection: writes `request`, reads
 /// one response with a `content-length` body, and returns its head and body.
 pub async fn raw_exchange(stream: &mut TcpStream, request: &[u8]) -> (String, String) {

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use axum::{Router, routing::get};
 use observe::Observability;
-use observe_tests::{TestServer, http_get};
+use observe_tests::{Reply, TestServer, http_get};
+use tokio::task::JoinHandle;
 
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -24,14 +25,21 @@ fn obs(drain: &str) -> Observability {
         .unwrap()
 }
 
-#[tokio::test]
-async fn open_requests_finish_before_serve_returns() {
+/// A server whose one request to `/slow` (400 ms) is in flight when the
+/// shutdown signal comes.
+async fn shutting_down_with_a_request_in_flight() -> (TestServer, JoinHandle<Reply>) {
     let app = Router::new().route("/slow", get(slow));
     let mut server = TestServer::start(&obs("5s"), app).await;
     let url = server.url("/slow");
     let in_flight = tokio::spawn(async move { http_get(&url, &[]).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.signal_shutdown();
+    (server, in_flight)
+}
+
+#[tokio::test]
+async fn open_requests_finish_before_serve_returns() {
+    let (server, in_flight) = shutting_down_with_a_request_in_flight().await;
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(&reply.body[..], b"finished");
@@ -40,12 +48,7 @@ async fn open_requests_finish_before_serve_returns() {
 
 #[tokio::test]
 async fn new_connections_are_refused_once_draining() {
-    let app = Router::new().route("/slow", get(slow));
-    let mut server = TestServer::start(&obs("5s"), app).await;
-    let url = server.url("/slow");
-    let in_flight = tokio::spawn(async move { http_get(&url, &[]).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    server.signal_shutdown();
+    let (server, in_flight) = shutting_down_with_a_request_in_flight().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = tokio::net::TcpStream::connect(server.addr).await;
     assert!(refused.is_err(), "the listener is closed while draining");

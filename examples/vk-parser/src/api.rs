@@ -42,6 +42,16 @@ impl AppState {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Reads what is stored of `group`; `group_not_parsed` when nothing is.
+    fn with_group<T>(&self, group: &str, read: impl FnOnce(&Group) -> T) -> Result<T, AppError> {
+        let groups = self
+            .inner
+            .groups
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        groups.get(group).map(read).ok_or_else(|| not_parsed(group))
+    }
 }
 
 /// Marks a group as being parsed until dropped, even if the parse panics.
@@ -236,19 +246,15 @@ async fn comments(
     let group = group_key(&group_id)?;
     let limit = bounded("limit", query.limit.unwrap_or(DEFAULT_PAGE))? as usize;
     let offset = query.offset.unwrap_or(0) as usize;
-    let groups = state
-        .inner
-        .groups
-        .read()
-        .unwrap_or_else(PoisonError::into_inner);
-    let stored = groups.get(group).ok_or_else(|| not_parsed(group))?;
-    let matching = stored.comments.values().filter(|comment| {
-        query
-            .post_id
-            .is_none_or(|post_id| comment.post_id == post_id)
-    });
-    let total = matching.clone().count();
-    let comments = matching.skip(offset).take(limit).cloned().collect();
+    let (total, comments) = state.with_group(group, |stored| {
+        let matching = stored.comments.values().filter(|comment| {
+            query
+                .post_id
+                .is_none_or(|post_id| comment.post_id == post_id)
+        });
+        let total = matching.clone().count();
+        (total, matching.skip(offset).take(limit).cloned().collect())
+    })?;
     Ok(Json(CommentsPage {
         group_id: group.to_owned(),
         total,
@@ -268,15 +274,11 @@ async fn stats(
     Path(group_id): Path<String>,
 ) -> Result<Json<Stats>, AppError> {
     let group = group_key(&group_id)?;
-    let groups = state
-        .inner
-        .groups
-        .read()
-        .unwrap_or_else(PoisonError::into_inner);
-    let stored = groups.get(group).ok_or_else(|| not_parsed(group))?;
+    let (posts, comments) =
+        state.with_group(group, |stored| (stored.posts.len(), stored.comments.len()))?;
     Ok(Json(Stats {
         group_id: group.to_owned(),
-        posts: stored.posts.len(),
-        comments: stored.comments.len(),
+        posts,
+        comments,
     }))
 }

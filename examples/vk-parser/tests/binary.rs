@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use observe_tests::{http_get, with_body};
+use observe_tests::{http_get, post_json};
 use serde_json::Value;
 
 struct Running {
@@ -66,13 +66,7 @@ async fn starts_answers_with_the_stack_and_stops_on_sigterm() {
     assert_eq!(body["service"], "vk-parser");
 
     let parse = url(&running, "/api/v1/groups/durov/parse");
-    let reply = with_body(
-        "POST",
-        &parse,
-        "application/json",
-        r#"{"posts_limit":3,"comments_per_post":2}"#,
-    )
-    .await;
+    let reply = post_json(&parse, r#"{"posts_limit":3,"comments_per_post":2}"#).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let first: Value = reply.json();
     assert_eq!(first["posts_fetched"], 3);
@@ -80,13 +74,7 @@ async fn starts_answers_with_the_stack_and_stops_on_sigterm() {
     let comments_added = first["comments_added"].as_u64().unwrap();
     assert_eq!(first["comments_fetched"].as_u64().unwrap(), comments_added);
 
-    let reply = with_body(
-        "POST",
-        &parse,
-        "application/json",
-        r#"{"posts_limit":3,"comments_per_post":2}"#,
-    )
-    .await;
+    let reply = post_json(&parse, r#"{"posts_limit":3,"comments_per_post":2}"#).await;
     let second: Value = reply.json();
     assert_eq!(second["posts_added"], 0);
     assert_eq!(second["comments_added"], 0);
@@ -111,13 +99,7 @@ async fn starts_answers_with_the_stack_and_stops_on_sigterm() {
     assert_eq!(problem["error_type"], "invalid_group_id");
     assert_eq!(problem["request_id"], reply.header("x-request-id"));
 
-    let reply = with_body(
-        "POST",
-        &parse,
-        "application/json",
-        r#"{"posts_limit":0,"comments_per_post":2}"#,
-    )
-    .await;
+    let reply = post_json(&parse, r#"{"posts_limit":0,"comments_per_post":2}"#).await;
     assert_eq!(reply.status, 422);
     let problem: Value = reply.json();
     assert_eq!(problem["error_type"], "invalid_parameter");
