@@ -1,0 +1,12 @@
+//! [`MetricsLayer`]: RED metrics for every request, by route template.
+
+mod future;
+mod layer;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::MetricsLayer;
+pub use service::MetricsService;
+
+#[cfg(test)]
+mod tests;

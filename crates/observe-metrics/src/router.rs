@@ -1,0 +1,83 @@
+//! `GET /metrics`, optionally behind a bearer token.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use observe_errors::AppError;
+
+use crate::{METRICS_PATH, Metrics, PROMETHEUS_CONTENT_TYPE};
+
+impl Metrics {
+    /// A router that serves `GET /metrics` in the Prometheus text format,
+    /// to anyone who can reach it.
+    pub fn router(&self) -> Router {
+        self.guarded_router(None)
+    }
+
+    /// [`router`](Self::router), answering `401` unless the request carries
+    /// `Authorization: Bearer <token>`.
+    pub fn router_with_token(&self, token: impl Into<String>) -> Router {
+        self.guarded_router(Some(Arc::from(token.into())))
+    }
+
+    fn guarded_router(&self, token: Option<Arc<str>>) -> Router {
+        let metrics = self.clone();
+        Router::new().route(
+            METRICS_PATH,
+            get(move |headers: HeaderMap| {
+                let metrics = metrics.clone();
+                let token = token.clone();
+                async move {
+                    if let Some(token) = &token
+                        && !authorized(&headers, token)
+                    {
+                        return unauthorized();
+                    }
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
+                        )],
+                        metrics.render(),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+    }
+}
+
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    constant_time_eq(given, token.as_bytes())
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cold]
+fn unauthorized() -> Response {
+    let mut response = AppError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a bearer token is required to read the metrics",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
