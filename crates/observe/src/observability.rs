@@ -1,7 +1,8 @@
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use http::HeaderName;
 use observe_errors::ErrorCaptureLayer;
+use observe_metrics::{Metrics, RedSnapshot};
 use observe_request_id::RequestIdLayer;
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +25,9 @@ struct Inner {
     environment: String,
     layer: ObserveLayer,
     shutdown_timeout: Duration,
+    metrics: Metrics,
+    metrics_token: Option<String>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Configures [`Observability`]; from [`Observability::builder`].
@@ -40,6 +44,11 @@ pub struct ObservabilityBuilder {
     shutdown_timeout: Option<Duration>,
     log_filter: Option<String>,
     install_subscriber: bool,
+    histogram_buckets: Option<Vec<f64>>,
+    otel_semconv_metrics: Option<bool>,
+    metrics_token: Option<String>,
+    metrics_addr: Option<SocketAddr>,
+    install_metrics_recorder: bool,
     env: Env,
 }
 
@@ -54,6 +63,11 @@ impl Observability {
             shutdown_timeout: None,
             log_filter: None,
             install_subscriber: true,
+            histogram_buckets: None,
+            otel_semconv_metrics: None,
+            metrics_token: None,
+            metrics_addr: None,
+            install_metrics_recorder: true,
             env: Env::Process,
         }
     }
@@ -77,6 +91,33 @@ impl Observability {
     /// shutdown signal.
     pub fn shutdown_timeout(&self) -> Duration {
         self.inner.shutdown_timeout
+    }
+
+    /// The metrics registry: what the layer records into and `/metrics`
+    /// renders.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// A router serving `GET /metrics` in the Prometheus text format; behind
+    /// `Authorization: Bearer <token>` when `OBSERVE_METRICS_TOKEN` is set.
+    pub fn metrics_router(&self) -> axum::Router {
+        match &self.inner.metrics_token {
+            Some(token) => self.inner.metrics.router_with_token(token.clone()),
+            None => self.inner.metrics.router(),
+        }
+    }
+
+    /// Request rate, error rate and latency quantiles over the last `window`
+    /// (at most five minutes), from the in-process rolling window.
+    pub fn red(&self, window: Duration) -> RedSnapshot {
+        self.inner.metrics.red(window)
+    }
+
+    /// Where [`serve`](Self::serve) also runs a metrics-only server
+    /// (`OBSERVE_METRICS_ADDR`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.inner.metrics_addr
     }
 }
 
@@ -120,6 +161,46 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// The duration histogram buckets, in seconds (`OBSERVE_METRICS_BUCKETS`,
+    /// default [`DEFAULT_BUCKETS`](observe_metrics::DEFAULT_BUCKETS)).
+    pub fn histogram_buckets(mut self, buckets: &[f64]) -> Self {
+        self.histogram_buckets = Some(buckets.to_vec());
+        self
+    }
+
+    /// Names the HTTP metrics after OpenTelemetry's semantic conventions
+    /// (`OBSERVE_METRICS_NAMING=otel`).
+    pub fn otel_semconv_metrics(mut self, otel: bool) -> Self {
+        self.otel_semconv_metrics = Some(otel);
+        self
+    }
+
+    /// The bearer token [`metrics_router`](Observability::metrics_router)
+    /// requires (`OBSERVE_METRICS_TOKEN`).
+    pub fn metrics_token(mut self, token: impl Into<String>) -> Self {
+        self.metrics_token = Some(token.into());
+        self
+    }
+
+    /// An address where [`serve`](Observability::serve) also runs a server
+    /// with only `/metrics`, so it stays off the public port
+    /// (`OBSERVE_METRICS_ADDR`).
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
+    }
+
+    /// Whether [`init`](Self::init) installs the metrics registry as the
+    /// process's global `metrics` recorder, so `metrics::counter!` anywhere
+    /// in the program lands in `/metrics` (default `true`). `init` fails with
+    /// a clear error when another global recorder is installed already; turn
+    /// this off to keep the registry local, as tests that build several
+    /// handles in one process do.
+    pub fn install_metrics_recorder(mut self, install: bool) -> Self {
+        self.install_metrics_recorder = install;
+        self
+    }
+
     /// Reads configuration from these variables instead of the process
     /// environment: for tests, and for programs that load their settings
     /// elsewhere.
@@ -147,6 +228,7 @@ impl ObservabilityBuilder {
                 "the service name must not be empty",
             ));
         }
+        let metrics = self.metrics_config()?;
         let environment = match self.environment {
             Some(environment) => environment,
             None => env
@@ -190,6 +272,11 @@ impl ObservabilityBuilder {
             .parse(&filter)
             .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
 
+        if self.install_metrics_recorder {
+            metrics.registry.install_global().map_err(|error| {
+                ConfigError::new("install_metrics_recorder", "true", error.to_string())
+            })?;
+        }
         if self.install_subscriber {
             // An application or a test harness may own the global subscriber
             // already; theirs wins.
@@ -204,6 +291,7 @@ impl ObservabilityBuilder {
             request_id: RequestIdLayer::new()
                 .header_name(request_id_header)
                 .always_generate(always_generate),
+            metrics: metrics.registry.layer(),
             errors: ErrorCaptureLayer::new(),
         };
         Ok(Observability {
@@ -212,9 +300,112 @@ impl ObservabilityBuilder {
                 environment,
                 layer,
                 shutdown_timeout,
+                metrics: metrics.registry,
+                metrics_token: metrics.token,
+                metrics_addr: metrics.addr,
             }),
         })
     }
+}
+
+/// The metrics part of the configuration, checked.
+struct MetricsConfig {
+    registry: Metrics,
+    token: Option<String>,
+    addr: Option<SocketAddr>,
+}
+
+impl ObservabilityBuilder {
+    fn metrics_config(&self) -> Result<MetricsConfig, ConfigError> {
+        let env = &self.env;
+        let (buckets_variable, buckets_text, buckets) = match &self.histogram_buckets {
+            Some(buckets) => (
+                "histogram_buckets",
+                format!("{buckets:?}"),
+                Some(buckets.clone()),
+            ),
+            None => match env.get("OBSERVE_METRICS_BUCKETS")? {
+                Some(text) => {
+                    let buckets = parse_buckets(&text)?;
+                    ("OBSERVE_METRICS_BUCKETS", text, Some(buckets))
+                }
+                None => ("OBSERVE_METRICS_BUCKETS", String::new(), None),
+            },
+        };
+        let otel = match self.otel_semconv_metrics {
+            Some(otel) => otel,
+            None => match env.get("OBSERVE_METRICS_NAMING")? {
+                None => false,
+                Some(naming) => match naming.trim() {
+                    "prometheus" => false,
+                    "otel" | "otel_semconv" => true,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "OBSERVE_METRICS_NAMING",
+                            naming,
+                            "expected prometheus or otel",
+                        ));
+                    }
+                },
+            },
+        };
+        let token = match &self.metrics_token {
+            Some(token) if token.trim().is_empty() => {
+                return Err(ConfigError::new(
+                    "metrics_token",
+                    "",
+                    "the token must not be empty",
+                ));
+            }
+            Some(token) => Some(token.clone()),
+            None => env.get("OBSERVE_METRICS_TOKEN")?,
+        };
+        let addr = match self.metrics_addr {
+            Some(addr) => Some(addr),
+            None => env
+                .get("OBSERVE_METRICS_ADDR")?
+                .map(|text| {
+                    text.trim().parse::<SocketAddr>().map_err(|_| {
+                        ConfigError::new(
+                            "OBSERVE_METRICS_ADDR",
+                            text,
+                            "expected an address such as 127.0.0.1:9100 or [::]:9100",
+                        )
+                    })
+                })
+                .transpose()?,
+        };
+
+        let mut builder = Metrics::builder().service(self.service_name.clone());
+        if let Some(buckets) = &buckets {
+            builder = builder.buckets(buckets);
+        }
+        if otel {
+            builder = builder.otel_semconv();
+        }
+        let registry = builder
+            .build()
+            .map_err(|error| ConfigError::new(buckets_variable, buckets_text, error.to_string()))?;
+        Ok(MetricsConfig {
+            registry,
+            token,
+            addr,
+        })
+    }
+}
+
+/// `0.005,0.01,0.1,1` (seconds); checked by the metrics builder.
+fn parse_buckets(text: &str) -> Result<Vec<f64>, ConfigError> {
+    text.split(',')
+        .map(|bound| bound.trim().parse::<f64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            ConfigError::new(
+                "OBSERVE_METRICS_BUCKETS",
+                text,
+                "expected comma-separated seconds such as 0.01,0.1,1,10",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -224,6 +415,7 @@ mod tests {
     fn init(vars: &[(&str, &str)]) -> Result<Observability, ConfigError> {
         Observability::builder("svc")
             .install_subscriber(false)
+            .install_metrics_recorder(false)
             .env_vars(vars.iter().copied())
             .init()
     }
@@ -251,6 +443,7 @@ mod tests {
     fn builder_wins_over_variables() {
         let obs = Observability::builder("svc")
             .install_subscriber(false)
+            .install_metrics_recorder(false)
             .env_vars([
                 ("OBSERVE_ENVIRONMENT", "production"),
                 ("OBSERVE_SHUTDOWN_TIMEOUT", "nonsense"),
@@ -270,6 +463,10 @@ mod tests {
             ("OBSERVE_REQUEST_ID_ALWAYS_GENERATE", "perhaps"),
             ("OBSERVE_REQUEST_ID_HEADER", "bad header"),
             ("RUST_LOG", "info,[=nope"),
+            ("OBSERVE_METRICS_BUCKETS", "0.1,fast"),
+            ("OBSERVE_METRICS_BUCKETS", "1,0.5"),
+            ("OBSERVE_METRICS_NAMING", "statsd"),
+            ("OBSERVE_METRICS_ADDR", "localhost"),
         ];
         for (variable, value) in cases {
             let error = init(&[(variable, value)]).unwrap_err();
@@ -284,9 +481,47 @@ mod tests {
     }
 
     #[test]
+    fn metrics_variables_are_read() {
+        let obs = init(&[
+            ("OBSERVE_METRICS_ADDR", "127.0.0.1:9100"),
+            ("OBSERVE_METRICS_TOKEN", "s3cret"),
+            ("OBSERVE_METRICS_BUCKETS", "0.1, 1"),
+            ("OBSERVE_METRICS_NAMING", "otel"),
+        ])
+        .unwrap();
+        assert_eq!(obs.metrics_addr(), Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(obs.inner.metrics_token.as_deref(), Some("s3cret"));
+        assert!(format!("{:?}", obs.metrics()).contains("OtelSemconv"));
+    }
+
+    #[test]
+    fn a_second_global_recorder_is_a_clear_error_not_a_panic() {
+        // This test binary's only global install; the other tests keep theirs
+        // local.
+        let first = Observability::builder("first")
+            .install_subscriber(false)
+            .env_vars(std::iter::empty::<(String, String)>())
+            .init();
+        assert!(first.is_ok());
+        let error = Observability::builder("second")
+            .install_subscriber(false)
+            .env_vars(std::iter::empty::<(String, String)>())
+            .init()
+            .unwrap_err();
+        assert_eq!(error.variable(), "install_metrics_recorder");
+        assert!(
+            error
+                .to_string()
+                .contains("a global `metrics` recorder is already installed"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn empty_service_name_is_refused() {
         let error = Observability::builder(" ")
             .install_subscriber(false)
+            .install_metrics_recorder(false)
             .env_vars(std::iter::empty::<(String, String)>())
             .init()
             .unwrap_err();

@@ -1,7 +1,7 @@
 use std::{future::Future, io, net::SocketAddr};
 
-use axum::Router;
-use tokio::{net::TcpListener, sync::oneshot};
+use axum::{Router, serve::ListenerExt};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use crate::Observability;
 
@@ -11,7 +11,9 @@ impl Observability {
     /// [`shutdown_timeout`](Self::shutdown_timeout), and returns.
     ///
     /// Handlers can read the peer address with
-    /// `axum::extract::ConnectInfo<SocketAddr>`.
+    /// `axum::extract::ConnectInfo<SocketAddr>`. Open connections are counted
+    /// in `active_connections`. With `OBSERVE_METRICS_ADDR` set, a second
+    /// server with only `/metrics` runs there until the first has drained.
     pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<()> {
         // Registered before serving, so a signal that arrives early is not lost.
         let signal = shutdown_signal()?;
@@ -29,13 +31,27 @@ impl Observability {
         F: Future<Output = ()> + Send + 'static,
     {
         let address = listener.local_addr()?;
+        let metrics_server = self.start_metrics_server().await?;
         tracing::info!(
             service = self.service_name(),
             environment = self.environment(),
             %address,
             "listening"
         );
+        let result = self.serve_app(listener, app, shutdown).await;
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.stop().await;
+        }
+        result
+    }
+
+    async fn serve_app<F>(&self, listener: TcpListener, app: Router, shutdown: F) -> io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let (draining, drain_started) = oneshot::channel();
+        // `tap_io` is what gives a wrapped listener axum's `ConnectInfo`.
+        let listener = self.metrics().counting_listener(listener).tap_io(|_| ());
         let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -64,6 +80,53 @@ impl Observability {
                 );
                 Ok(())
             }
+        }
+    }
+
+    /// Binds `OBSERVE_METRICS_ADDR` and serves the metrics router there.
+    async fn start_metrics_server(&self) -> io::Result<Option<MetricsServer>> {
+        let Some(address) = self.metrics_addr() else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(address).await.map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot serve metrics on OBSERVE_METRICS_ADDR={address}: {error}"),
+            )
+        })?;
+        tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = self.metrics_router();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics server stopped");
+            }
+        });
+        Ok(Some(MetricsServer { stop, task }))
+    }
+}
+
+/// The metrics-only server, stopped after the application's.
+struct MetricsServer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        // A scraper holding its connection open must not delay the exit.
+        let mut task = self.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
         }
     }
 }
