@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod fixture;
+pub mod prometheus;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -112,6 +113,17 @@ pub async fn send(request: Request<Full<Bytes>>) -> Reply {
         headers: parts.headers,
         body: body.collect().await.unwrap().to_bytes(),
     }
+}
+
+/// The status of `GET url`, `None` when the server cannot be reached.
+pub async fn try_get(url: &str) -> Option<StatusCode> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = Request::get(url).body(Full::default()).ok()?;
+    let response = tokio::time::timeout(Duration::from_secs(2), client.request(request))
+        .await
+        .ok()?
+        .ok()?;
+    Some(response.status())
 }
 
 /// `GET url` with `headers`.
