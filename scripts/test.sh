@@ -18,6 +18,20 @@ need_component() {
 need_component fmt rustfmt
 need_component clippy clippy
 
+need_package() {
+  # Tests run the real tools (promtool, a Prometheus server) from Debian.
+  if ! command -v "$1" >/dev/null 2>&1; then
+    step "installing Debian package $2 (for $1)"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y --no-install-recommends "$2" \
+      || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "$2"; }
+  fi
+}
+need_package promtool prometheus
+need_package prometheus prometheus
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 
