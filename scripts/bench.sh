@@ -30,7 +30,7 @@ if [[ "${1:-}" == "--instructions" ]]; then
   declare -A per_request
   for variant in bare bare_with_id request_id_generate request_id_keep \
     tower_http_request_id_generate tower_http_request_id_keep \
-    error_capture_ok tower_http_catch_panic_ok; do
+    error_capture_ok tower_http_catch_panic_ok router router_identity metrics axum_prometheus; do
     # The difference of two run lengths cancels start-up and shut-down.
     few=$(count "$variant" 1000)
     many=$(count "$variant" 11000)
@@ -46,6 +46,10 @@ if [[ "${1:-}" == "--instructions" ]]; then
   row tower_http_request_id_keep bare_with_id
   row error_capture_ok bare
   row tower_http_catch_panic_ok bare
+  printf '%-34s %8d instructions\n' router "${per_request[router]}"
+  row router_identity router
+  row metrics router
+  row axum_prometheus router
   exit 0
 fi
 
@@ -91,6 +95,9 @@ rows = [
     ("request_id_tower_http_keep_incoming", "request_id_bare_with_id", None),
     ("error_capture_observe_ok", "error_capture_bare", 50),
     ("error_capture_tower_http_ok", "error_capture_bare", None),
+    ("metrics_identity_layer", "metrics_bare", None),
+    ("metrics_observe", "metrics_bare", 250),
+    ("metrics_axum_prometheus", "metrics_bare", None),
 ]
 print()
 print(f"{'benchmark':40} {'mean (median of rounds)':>24} {'over bare, per round':>30} {'median':>8} {'budget':>7}")
@@ -103,9 +110,13 @@ for name, base, budget in rows:
     per_round = " ".join(f"{d:+.0f}" for d in diffs)
     verdict = "" if budget is None else (f"{budget} ok" if statistics.median(diffs) <= budget else f"{budget} OVER")
     print(f"{name:40} {statistics.median(means):21.0f} ns {per_round:>30} {statistics.median(diffs):+7.0f} {verdict:>7}")
-for name in ("request_id_bare", "request_id_bare_with_id", "error_capture_bare",
+for name in ("request_id_bare", "request_id_bare_with_id", "error_capture_bare", "metrics_bare",
              "request_id_new_v7_alone", "error_capture_observe_panic", "error_capture_tower_http_panic"):
     means = [r[name] for r in rounds.values() if name in r]
     if means:
         print(f"{name:40} {statistics.median(means):21.0f} ns")
+means = [r["metrics_render_10k_series"] for r in rounds.values() if "metrics_render_10k_series" in r]
+if means:
+    worst = max(means) / 1e6
+    print(f"{'metrics_render_10k_series':40} {statistics.median(means) / 1e6:18.2f} ms   worst round {worst:.2f} ms, budget 10 ms {'ok' if worst <= 10 else 'OVER'}")
 PY

@@ -8,11 +8,12 @@
 
 use std::convert::Infallible;
 
+use axum::Router;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use http::{Request, Response};
-use observe::{errors::ErrorCaptureLayer, request_id::RequestIdLayer};
-use observe_tests::fixture::{bare, panicking, with_id, without_id};
+use observe::{Metrics, errors::ErrorCaptureLayer, request_id::RequestIdLayer};
+use observe_tests::fixture::{bare, panicking, routed, router, with_id, without_id};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -85,5 +86,61 @@ fn error_capture(c: &mut Criterion) {
     std::panic::set_hook(hook);
 }
 
-criterion_group!(layers, request_id, error_capture);
+fn run_router(c: &mut Criterion, name: &str, app: Router) {
+    c.bench_function(name, |b| {
+        b.iter(|| app.clone().oneshot(routed()).now_or_never())
+    });
+}
+
+fn metrics(c: &mut Criterion) {
+    run_router(c, "metrics/bare", router(|app| app));
+    // What any layer added with `Router::layer` costs: axum boxes it.
+    run_router(
+        c,
+        "metrics/identity_layer",
+        router(|app| app.layer(tower::layer::util::Identity::new())),
+    );
+    let observe = Metrics::new();
+    run_router(
+        c,
+        "metrics/observe",
+        router(|app| app.layer(observe.layer())),
+    );
+    // axum-prometheus spawns its upkeep task on the runtime it is built in.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let (axum_prometheus, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+    run_router(
+        c,
+        "metrics/axum_prometheus",
+        router(|app| app.layer(axum_prometheus)),
+    );
+
+    // 10,000 series: 5,000 counters and 294 histograms of 17 series each.
+    let registry = Metrics::new();
+    registry.in_scope(|| {
+        for i in 0..5_000 {
+            metrics::counter!("bench_requests_total", "id" => i.to_string()).increment(i);
+        }
+        for i in 0..294 {
+            let histogram = metrics::histogram!("bench_duration_seconds", "id" => i.to_string());
+            for j in 0..20 {
+                histogram.record(f64::from(j) / 100.0);
+            }
+        }
+    });
+    let series = registry
+        .render()
+        .lines()
+        .filter(|line| line.starts_with("bench_"))
+        .count();
+    assert_eq!(series, 5_000 + 294 * 17);
+    c.bench_function("metrics/render_10k_series", |b| {
+        b.iter(|| registry.render())
+    });
+}
+
+criterion_group!(layers, request_id, error_capture, metrics);
 criterion_main!(layers);

@@ -11,7 +11,7 @@ use std::{convert::Infallible, hint::black_box, process::ExitCode};
 use futures_util::FutureExt;
 use http::{Request, Response};
 use observe::{errors::ErrorCaptureLayer, request_id::RequestIdLayer};
-use observe_tests::fixture::{bare, with_id, without_id};
+use observe_tests::fixture::{bare, routed, router, with_id, without_id};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -19,7 +19,7 @@ use tower_http::{
 };
 
 /// Every variant, with the request it takes.
-pub const VARIANTS: [&str; 8] = [
+pub const VARIANTS: [&str; 12] = [
     "bare",
     "bare_with_id",
     "request_id_generate",
@@ -28,6 +28,10 @@ pub const VARIANTS: [&str; 8] = [
     "tower_http_request_id_keep",
     "error_capture_ok",
     "tower_http_catch_panic_ok",
+    "router",
+    "router_identity",
+    "metrics",
+    "axum_prometheus",
 ];
 
 fn run<S, B>(service: S, request: fn() -> Request<()>, count: usize)
@@ -36,6 +40,12 @@ where
 {
     for _ in 0..count {
         black_box(service.clone().oneshot(request()).now_or_never());
+    }
+}
+
+fn run_router(app: axum::Router, count: usize) {
+    for _ in 0..count {
+        black_box(app.clone().oneshot(routed()).now_or_never());
     }
 }
 
@@ -62,6 +72,23 @@ fn main() -> ExitCode {
         "tower_http_request_id_keep" => run(tower_http_ids(), with_id, count),
         "error_capture_ok" => run(ErrorCaptureLayer::new().layer(bare()), without_id, count),
         "tower_http_catch_panic_ok" => run(CatchPanicLayer::new().layer(bare()), without_id, count),
+        "router" => run_router(router(|app| app), count),
+        "router_identity" => run_router(
+            router(|app| app.layer(tower::layer::util::Identity::new())),
+            count,
+        ),
+        "metrics" => {
+            let metrics = observe::Metrics::new();
+            run_router(router(|app| app.layer(metrics.layer())), count);
+        }
+        "axum_prometheus" => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _entered = runtime.enter();
+            let (layer, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            run_router(router(|app| app.layer(layer)), count);
+        }
         other => {
             eprintln!("unknown variant {other}; variants: {}", VARIANTS.join(", "));
             return ExitCode::FAILURE;

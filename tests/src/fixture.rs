@@ -2,6 +2,7 @@
 
 use std::{convert::Infallible, hint::black_box};
 
+use axum::{Router, routing::get};
 use bytes::Bytes;
 use http::{
     HeaderValue, Request, Response,
@@ -75,4 +76,19 @@ pub fn with_id() -> Request<()> {
         .headers_mut()
         .insert("x-request-id", HeaderValue::from_maybe_shared(id).unwrap());
     request
+}
+
+/// [`without_id`] as axum's router takes it.
+pub fn routed() -> Request<axum::body::Body> {
+    without_id().map(|()| axum::body::Body::empty())
+}
+
+/// A router with the route of the fixture request, answering as [`bare`]
+/// does, with `layer` applied as users apply theirs (`Router::layer`).
+pub fn router(layer: impl FnOnce(Router) -> Router) -> Router {
+    let app = Router::new().route(
+        "/api/v1/groups/{group_id}/comments",
+        get(|| async { ([(CONTENT_TYPE, "application/json")], "{\"ok\":true}") }),
+    );
+    layer(app)
 }

@@ -10,7 +10,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::{
-    CountingListener, DEFAULT_BUCKETS, MetricsLayer, RedSnapshot, UPKEEP_INTERVAL,
+    CountingListener, DEFAULT_BUCKETS, MetricsLayer, RED_TICK, RedSnapshot, UPKEEP_INTERVAL,
     naming::Naming,
     process,
     routes::{RouteTable, Sink},
@@ -109,15 +109,36 @@ impl Metrics {
 
     /// Every series in the Prometheus text format, process metrics included.
     pub fn render(&self) -> String {
-        let mut text = self.inner.handle.render();
+        let bytes = self.render_bytes();
+        // Every part is written from `str`s, so this does not fail.
+        String::from_utf8(bytes)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+    }
+
+    /// [`render`](Self::render) without checking the UTF-8 it wrote.
+    pub(crate) fn render_bytes(&self) -> Vec<u8> {
+        let mut text = String::with_capacity(16 * 1024);
+        self.inner.routes.render(&mut text);
+        text.push('\n');
         process::render(&mut text);
-        text
+        let mut bytes = text.into_bytes();
+        // Writing into a Vec cannot fail.
+        let _ = self.inner.handle.render_to_write(&mut bytes);
+        bytes
     }
 
     /// Request rate, error rate (5xx) and p50/p95/p99 duration over the last
     /// `window`, at most five minutes, from the in-process rolling window.
+    /// Quantiles are estimated from the histogram buckets, as Prometheus's
+    /// `histogram_quantile` does.
     pub fn red(&self, window: Duration) -> RedSnapshot {
-        self.inner.routes.sink().red.snapshot(window)
+        let routes = &self.inner.routes;
+        routes.red.snapshot(
+            std::time::Instant::now(),
+            &routes.totals(),
+            window,
+            routes.sink().bounds_seconds(),
+        )
     }
 
     /// Installs this registry as the process's global `metrics` recorder, so
@@ -212,7 +233,14 @@ impl MetricsBuilder {
         };
         let recorder = Arc::new(recorder);
         let handle = recorder.handle();
-        let sink = Arc::new(Sink::new(recorder.clone(), self.naming, self.service));
+        let sink = Arc::new(Sink::new(
+            recorder.clone(),
+            self.naming,
+            self.service,
+            &self.buckets,
+        ));
+        // Calibrates the clock requests are timed with, once, here.
+        let _ = quanta::Instant::now();
         let metrics = Metrics {
             inner: Arc::new(Inner {
                 recorder,
@@ -225,17 +253,25 @@ impl MetricsBuilder {
     }
 }
 
-/// Drains histogram samples while the registry lives (metrics-rs#467: without
-/// it, samples pile up between scrapes).
-fn spawn_upkeep(registry: Weak<Inner>, interval: Duration) {
+/// While the registry lives: records the RED window's totals every second,
+/// and drains histogram samples every `upkeep` (metrics-rs#467: without it,
+/// samples pile up between scrapes).
+fn spawn_upkeep(registry: Weak<Inner>, upkeep: Duration) {
+    let tick = upkeep.min(RED_TICK);
     let spawned = thread::Builder::new()
-        .name("observe-metrics-upkeep".into())
+        .name("observe-metrics".into())
         .spawn(move || {
+            let mut last_upkeep = std::time::Instant::now();
             loop {
-                thread::sleep(interval);
-                match registry.upgrade() {
-                    Some(inner) => inner.handle.run_upkeep(),
-                    None => return,
+                thread::sleep(tick);
+                let Some(inner) = registry.upgrade() else {
+                    return;
+                };
+                let now = std::time::Instant::now();
+                inner.routes.red.tick(now, inner.routes.totals());
+                if now.saturating_duration_since(last_upkeep) >= upkeep {
+                    inner.handle.run_upkeep();
+                    last_upkeep = now;
                 }
             }
         });

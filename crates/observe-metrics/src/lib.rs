@@ -97,6 +97,9 @@ pub const ABORTED_STATUS: u16 = 499;
 /// nobody scrapes, so memory stays bounded however long the process runs.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How often the rolling RED window takes the totals of the HTTP series.
+pub const RED_TICK: Duration = Duration::from_secs(1);
+
 /// The path [`Metrics::router`] serves.
 pub const METRICS_PATH: &str = "/metrics";
 

@@ -43,7 +43,7 @@ impl Metrics {
                             header::CONTENT_TYPE,
                             HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
                         )],
-                        metrics.render(),
+                        metrics.render_bytes(),
                     )
                         .into_response()
                 }

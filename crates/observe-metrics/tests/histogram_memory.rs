@@ -44,9 +44,17 @@ fn upkeep_keeps_unscraped_histograms_bounded() {
     let unbounded = growth_while_recording(&piled);
 
     let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
-    eprintln!("growth with upkeep {:.1} MiB, without {:.1} MiB", mib(bounded), mib(unbounded));
+    eprintln!(
+        "growth with upkeep {:.1} MiB, without {:.1} MiB",
+        mib(bounded),
+        mib(unbounded)
+    );
     // 4 M samples of 8 bytes are 30 MiB when nothing drains them.
-    assert!(mib(unbounded) > 25.0, "without upkeep: {:.1} MiB", mib(unbounded));
+    assert!(
+        mib(unbounded) > 25.0,
+        "without upkeep: {:.1} MiB",
+        mib(unbounded)
+    );
     assert!(mib(bounded) < 8.0, "with upkeep: {:.1} MiB", mib(bounded));
 
     // Nothing was lost by folding: the count is exact.

@@ -6,13 +6,15 @@
 //! | --- | --- | --- |
 //! | request ids | [`observe_request_id`] | a valid incoming `x-request-id` or a fresh UUID v7 on every request and response |
 //! | error capture | [`observe_errors`] | panics and errors as RFC 9457 problem+json, each reported once |
+//! | metrics | [`observe_metrics`] | RED metrics by route template, `/metrics`, open connections, process metrics, a rolling RED window |
 //!
 //! [`Observability`] reads its configuration from the environment (see
 //! [`defaults`] for every variable), installs what it owns, and hands out the
 //! whole stack as one layer, in the documented order, outermost first:
 //!
 //! 1. [`RequestIdLayer`](observe_request_id::RequestIdLayer)
-//! 2. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
+//! 2. [`MetricsLayer`](observe_metrics::MetricsLayer)
+//! 3. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
 //!    panic is a `500` that every outer layer sees.
 //!
 //! # Example
@@ -34,7 +36,8 @@
 //!     let obs = observe::Observability::builder("my-service").init()?;
 //!     let app = Router::new()
 //!         .route("/hello/{name}", get(hello))
-//!         .layer(obs.layer());
+//!         .layer(obs.layer())
+//!         .merge(obs.metrics_router());
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     obs.serve(listener, app).await?;
 //!     Ok(())
@@ -52,6 +55,7 @@ pub use layer::{ObserveLayer, ObserveService};
 pub use observability::{Observability, ObservabilityBuilder};
 
 pub use observe_errors::{self as errors, AppError, ErrorReport};
+pub use observe_metrics::{self as metrics, Metrics, RedSnapshot};
 pub use observe_request_id::{self as request_id, RequestId};
 
 // The README's usage snippet is compiled as a doc test, so it stays true.

@@ -3,8 +3,9 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::Instant,
 };
+
+use quanta::Instant;
 
 use http::Response;
 use observe_errors::ErrorReport;
@@ -75,7 +76,12 @@ impl Recording {
     fn finish(mut self, status: u16, report: Option<&ErrorReport>) {
         self.finished = true;
         self.endpoint
-            .finish(self.method, status, self.started, report);
+            .finish(self.method, status, self.nanos(), report);
+    }
+
+    fn nanos(&self) -> u64 {
+        let elapsed = Instant::now().duration_since(self.started);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -83,7 +89,7 @@ impl Drop for Recording {
     fn drop(&mut self) {
         if !self.finished {
             self.endpoint
-                .finish(self.method, ABORTED_STATUS, self.started, None);
+                .finish(self.method, ABORTED_STATUS, self.nanos(), None);
         }
     }
 }

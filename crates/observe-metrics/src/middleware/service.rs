@@ -1,7 +1,4 @@
-use std::{
-    task::{Context, Poll},
-    time::Instant,
-};
+use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
 use http::{Request, Response};
@@ -47,7 +44,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let started = Instant::now();
+        let started = quanta::Instant::now();
         let method = method_index(request.method());
         let route = request.extensions().get::<MatchedPath>();
         let endpoint = self
