@@ -5,6 +5,7 @@
 #   ./scripts/bench.sh              # 3 rounds of every benchmark, then a summary
 #   ./scripts/bench.sh --quick      # 1 short round, for a rough look
 #   ROUNDS=5 ./scripts/bench.sh     # more rounds
+#   BENCH_FILTER=metrics/ ./scripts/bench.sh   # only the benchmarks matching
 #   ./scripts/bench.sh --instructions   # instructions per request (valgrind),
 #                                       # the same figure on every run
 #
@@ -68,11 +69,14 @@ fi
 cargo bench --locked -p observe-tests --bench layers --no-run
 results="target/bench-rounds.tsv"
 : >"$results"
+stamp="target/bench-round.stamp"
 for round in $(seq 1 "$rounds"); do
   echo "==> round $round of $rounds"
-  "${pin[@]}" cargo bench --locked -p observe-tests --bench layers -- "${criterion_args[@]}" |
+  touch "$stamp"
+  "${pin[@]}" cargo bench --locked -p observe-tests --bench layers -- "${criterion_args[@]}" ${BENCH_FILTER:+"$BENCH_FILTER"} |
     grep -E 'time:' || true
-  for estimates in target/criterion/*/new/estimates.json; do
+  # Only what this round measured, not what an earlier, filtered run left.
+  for estimates in $(find target/criterion -path '*/new/estimates.json' -newer "$stamp"); do
     name=$(basename "$(dirname "$(dirname "$estimates")")")
     python3 -c 'import json,sys; print(sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))["mean"]["point_estimate"], sep="\t")' \
       "$round" "$name" "$estimates" >>"$results"
@@ -115,8 +119,19 @@ for name in ("request_id_bare", "request_id_bare_with_id", "error_capture_bare",
     means = [r[name] for r in rounds.values() if name in r]
     if means:
         print(f"{name:40} {statistics.median(means):21.0f} ns")
-means = [r["metrics_render_10k_series"] for r in rounds.values() if "metrics_render_10k_series" in r]
-if means:
-    worst = max(means) / 1e6
-    print(f"{'metrics_render_10k_series':40} {statistics.median(means) / 1e6:18.2f} ms   worst round {worst:.2f} ms, budget 10 ms {'ok' if worst <= 10 else 'OVER'}")
+print()
+print("paired: the layer's cost over the bare router, timed in alternating chunks (criterion mean per round)")
+for name, budget in (("metrics_paired_identity_layer", None), ("metrics_paired_observe", 250),
+                     ("metrics_paired_axum_prometheus", None)):
+    means = [r[name] for r in rounds.values() if name in r]
+    if means:
+        per_round = " ".join(f"+{m:.0f}" for m in means)
+        verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
+        print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
+print()
+for name in ("metrics_render_10k_http_series", "metrics_render_10k_facade_series"):
+    means = [r[name] for r in rounds.values() if name in r]
+    if means:
+        worst = max(means) / 1e6
+        print(f"{name:40} {statistics.median(means) / 1e6:18.2f} ms   worst round {worst:.2f} ms, budget 10 ms {'ok' if worst <= 10 else 'OVER'}")
 PY

@@ -85,10 +85,13 @@ pub fn routed() -> Request<axum::body::Body> {
 
 /// A router with the route of the fixture request, answering as [`bare`]
 /// does, with `layer` applied as users apply theirs (`Router::layer`).
+///
+/// Its state is given, as `axum::serve` does: until then axum turns each
+/// handler into a route, and applies the layers, on every request.
 pub fn router(layer: impl FnOnce(Router) -> Router) -> Router {
     let app = Router::new().route(
         "/api/v1/groups/{group_id}/comments",
         get(|| async { ([(CONTENT_TYPE, "application/json")], "{\"ok\":true}") }),
     );
-    layer(app)
+    layer(app).with_state(())
 }

@@ -7,6 +7,10 @@
 //! | `OBSERVE_REQUEST_ID_ALWAYS_GENERATE` | `true` ignores incoming ids (a public edge) | `false` |
 //! | `OBSERVE_SHUTDOWN_TIMEOUT` | how long [`serve`](crate::Observability::serve) drains open requests after SIGTERM/SIGINT, as `25s`, `500ms` or `1m` | [`SHUTDOWN_TIMEOUT`] |
 //! | `RUST_LOG` | the log filter, `tracing-subscriber` directives | [`LOG_FILTER`] |
+//! | `OBSERVE_METRICS_BUCKETS` | duration histogram bounds in seconds, comma-separated | [`HISTOGRAM_BUCKETS`] |
+//! | `OBSERVE_METRICS_NAMING` | `prometheus` (`http_requests_total`, ...) or `otel` (`http_server_request_duration_seconds`, ...) | `prometheus` |
+//! | `OBSERVE_METRICS_TOKEN` | bearer token that [`metrics_router`](crate::Observability::metrics_router) requires | none: open |
+//! | `OBSERVE_METRICS_ADDR` | where [`serve`](crate::Observability::serve) also runs a `/metrics`-only server, as `127.0.0.1:9100` | none |
 //!
 //! Builder methods win over the environment. A value that does not parse
 //! makes [`init`](crate::ObservabilityBuilder::init) fail with a
@@ -15,6 +19,10 @@
 use std::time::Duration;
 
 pub use observe_errors::MAX_PLAIN_ERROR_BODY;
+pub use observe_metrics::{
+    ABORTED_STATUS, DEFAULT_BUCKETS as HISTOGRAM_BUCKETS, METRICS_PATH, OTHER_METHOD, RED_TICK,
+    UNMATCHED_ENDPOINT, UPKEEP_INTERVAL as METRICS_UPKEEP_INTERVAL,
+};
 pub use observe_request_id::{DEFAULT_HEADER_NAME as REQUEST_ID_HEADER, MAX_REQUEST_ID_LEN};
 
 /// The environment name when `OBSERVE_ENVIRONMENT` is not set.

@@ -16,7 +16,9 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = vk_parser::Config::from_env()?;
     let obs = observe::Observability::builder("vk-parser").init()?;
-    let app = vk_parser::app(vk_parser::AppState::new()).layer(obs.layer());
+    let app = vk_parser::app(vk_parser::AppState::new())
+        .layer(obs.layer())
+        .merge(obs.metrics_router());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|error| format!("cannot listen on VK_PARSER_ADDR={}: {error}", config.addr))?;

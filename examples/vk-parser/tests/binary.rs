@@ -110,6 +110,32 @@ async fn starts_answers_with_the_stack_and_stops_on_sigterm() {
     let problem: Value = reply.json();
     assert_eq!(problem["error_type"], "group_not_parsed");
 
+    // Every request above is in /metrics, by route template.
+    let reply = http_get(&url(&running, "/metrics"), &[]).await;
+    assert_eq!(reply.status, 200);
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    let scraped = observe_tests::prometheus::samples(&text);
+    let stats = [
+        ("method", "GET"),
+        ("endpoint", "/api/v1/groups/{group_id}/stats"),
+    ];
+    assert_eq!(
+        observe_tests::prometheus::sum(&scraped, "http_requests_total", &stats),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        observe_tests::prometheus::value(
+            &scraped,
+            "errors_total",
+            &[("error_type", "group_not_parsed"), ("service", "vk-parser")]
+        ),
+        1.0
+    );
+    // At least the scrape's own; earlier clients' closes may not be seen yet.
+    let open = observe_tests::prometheus::value(&scraped, "active_connections", &[]);
+    assert!((1.0..=12.0).contains(&open), "{open}");
+
     let status = Command::new("kill")
         .args(["-TERM", &running.child.id().to_string()])
         .status()

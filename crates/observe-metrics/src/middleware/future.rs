@@ -58,8 +58,8 @@ where
 /// aborted, so the in-flight gauge comes back down when a client goes away.
 pub(super) struct Recording {
     endpoint: Arc<Endpoint>,
-    method: usize,
     started: Instant,
+    method: u8,
     finished: bool,
 }
 
@@ -67,8 +67,9 @@ impl Recording {
     pub(super) fn new(endpoint: Arc<Endpoint>, method: usize, started: Instant) -> Self {
         Self {
             endpoint,
-            method,
             started,
+            // Below `METHODS.len()`, so it fits.
+            method: method as u8,
             finished: false,
         }
     }
@@ -76,7 +77,7 @@ impl Recording {
     fn finish(mut self, status: u16, report: Option<&ErrorReport>) {
         self.finished = true;
         self.endpoint
-            .finish(self.method, status, self.nanos(), report);
+            .finish(usize::from(self.method), status, self.nanos(), report);
     }
 
     fn nanos(&self) -> u64 {
@@ -89,7 +90,7 @@ impl Drop for Recording {
     fn drop(&mut self) {
         if !self.finished {
             self.endpoint
-                .finish(self.method, ABORTED_STATUS, self.nanos(), None);
+                .finish(usize::from(self.method), ABORTED_STATUS, self.nanos(), None);
         }
     }
 }
