@@ -218,7 +218,7 @@ fn metrics(c: &mut Criterion) {
         .filter(|line| line.starts_with("bench_"))
         .count();
     assert_eq!(series, 5_000 + 294 * 17);
-    c.bench_function("metrics/render_10k_series", |b| {
+    c.bench_function("metrics/render_10k_facade_series", |b| {
         b.iter(|| registry.render())
     });
 }
