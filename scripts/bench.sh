@@ -8,6 +8,8 @@
 #   BENCH_FILTER=metrics/ ./scripts/bench.sh   # only the benchmarks matching
 #   ./scripts/bench.sh --instructions   # instructions per request (valgrind),
 #                                       # the same figure on every run
+#   ./scripts/bench.sh --load       # wrk over real TCP: bare router, MetricsLayer,
+#                                   # axum-prometheus, the whole obs.layer() stack
 #
 # These machines are shared and noisy: one benchmark can shift by 100 ns
 # between two runs a minute apart. So every round runs every benchmark once,
@@ -51,6 +53,37 @@ if [[ "${1:-}" == "--instructions" ]]; then
   row router_identity router
   row metrics router
   row axum_prometheus router
+  exit 0
+fi
+
+if [[ "${1:-}" == "--load" ]]; then
+  if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk" >&2
+    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+  fi
+  cargo build --locked --release -p observe-tests --example load_server
+  server=target/release/examples/load_server
+  addr=127.0.0.1:38117
+  url="http://$addr/api/v1/groups/42/comments?limit=20"
+  # Server on core 0, wrk on core 1: one core each, every run bounded to 8 s.
+  printf '%-16s %5s %12s %10s %10s\n' variant round requests/s p50 p99
+  for round in $(seq 1 "${ROUNDS:-2}"); do
+    for variant in ${LOAD_VARIANTS:-bare identity metrics axum_prometheus observe}; do
+      taskset -c 0 "$server" "$variant" "$addr" &
+      pid=$!
+      for _ in $(seq 1 50); do
+        curl -fs "$url" >/dev/null 2>&1 && break
+        sleep 0.1
+      done
+      out=$(taskset -c 1 wrk -t1 -c16 -d8s --latency "$url")
+      kill "$pid"
+      wait "$pid" 2>/dev/null || true
+      rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+      p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+      p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+      printf '%-16s %5s %12s %10s %10s\n' "$variant" "$round" "$rps" "$p50" "$p99"
+    done
+  done
   exit 0
 fi
 

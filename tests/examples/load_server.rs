@@ -1,0 +1,52 @@
+//! Serves the benchmark router over real TCP for load tests with wrk:
+//! `load_server VARIANT ADDR`, variants `bare`, `metrics`, `axum_prometheus`
+//! and `observe` (the whole `obs.layer()` stack). `./scripts/bench.sh --load`
+//! runs each under wrk, pinned apart from the load generator.
+#![allow(clippy::unwrap_used)]
+
+use std::process::ExitCode;
+
+use observe_tests::fixture::router;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (Some(variant), Some(addr)) = (args.next(), args.next()) else {
+        eprintln!(
+            "usage: load_server VARIANT ADDR; variants: bare, metrics, axum_prometheus, observe"
+        );
+        return ExitCode::FAILURE;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let app = match variant.as_str() {
+            "bare" => router(|app| app),
+            "identity" => router(|app| app.layer(tower::layer::util::Identity::new())),
+            "metrics" => {
+                let metrics = observe::Metrics::new();
+                router(|app| app.layer(metrics.layer()))
+            }
+            "axum_prometheus" => {
+                let (layer, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+                router(|app| app.layer(layer))
+            }
+            "observe" => {
+                let obs = observe::Observability::builder("load")
+                    .install_subscriber(false)
+                    .install_metrics_recorder(false)
+                    .init()
+                    .unwrap();
+                router(|app| app.layer(obs.layer()))
+            }
+            other => {
+                eprintln!("unknown variant {other}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+        ExitCode::SUCCESS
+    })
+}
