@@ -42,6 +42,14 @@
 //! with [`Router::layer`](axum::Router::layer), which also covers the
 //! fallback. Durations are measured until the response head is ready.
 //!
+//! The HTTP series are kept in atomics of this crate, off the `metrics`
+//! facade, because they are on every request's path (see the `routes`
+//! module); everything else, the application's own `metrics::counter!`s
+//! included, goes through the registry's `metrics-exporter-prometheus`
+//! recorder. Both render in one scrape, so an application must not record
+//! series of its own under the names above: Prometheus refuses a scrape that
+//! has a metric family twice.
+//!
 //! # Example
 //!
 //! ```
