@@ -19,11 +19,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ "${1:-}" == "--instructions" ]]; then
-  if ! command -v valgrind >/dev/null 2>&1; then
-    echo "installing valgrind" >&2
-    apt-get install -y valgrind >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }
+need() { # installs Debian package $1 when its command is missing
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "installing $1" >&2
+    apt-get install -y "$1" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$1" >/dev/null; }
   fi
+}
+
+if [[ "${1:-}" == "--instructions" ]]; then
+  need valgrind
   cargo build --locked --release -p observe-tests --example layer_cost
   binary=target/release/examples/layer_cost
   count() { # instructions of one run: variant, requests
@@ -57,10 +61,7 @@ if [[ "${1:-}" == "--instructions" ]]; then
 fi
 
 if [[ "${1:-}" == "--load" ]]; then
-  if ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk" >&2
-    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-  fi
+  need wrk
   cargo build --locked --release -p observe-tests --example load_server
   server=target/release/examples/load_server
   addr=127.0.0.1:38117
