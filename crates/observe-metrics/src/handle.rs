@@ -262,13 +262,19 @@ fn spawn_upkeep(registry: Weak<Inner>, upkeep: Duration) {
         .name("observe-metrics".into())
         .spawn(move || {
             let mut last_upkeep = std::time::Instant::now();
+            let mut last_red = last_upkeep;
             loop {
                 thread::sleep(tick);
                 let Some(inner) = registry.upgrade() else {
                     return;
                 };
                 let now = std::time::Instant::now();
-                inner.routes.red.tick(now, inner.routes.totals());
+                // Once a second, however short the upkeep interval: the RED
+                // history holds five minutes of seconds.
+                if now.saturating_duration_since(last_red) >= RED_TICK {
+                    inner.routes.red.tick(now, inner.routes.totals());
+                    last_red = now;
+                }
                 if now.saturating_duration_since(last_upkeep) >= upkeep {
                     inner.handle.run_upkeep();
                     last_upkeep = now;

@@ -538,6 +538,59 @@ fn escape_label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Metrics;
+
+    #[test]
+    fn counts_stay_exact_under_concurrent_requests_and_scrapes() {
+        const THREADS: u64 = 4;
+        const EACH: u64 = 100_000;
+        let metrics = Metrics::new();
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let metrics = &metrics;
+                scope.spawn(move || {
+                    let endpoint = metrics.routes().endpoint(Some("/api/{id}"));
+                    for i in 0..EACH {
+                        endpoint.start(0);
+                        let status = if (i + thread) % 10 == 0 { 500 } else { 200 };
+                        endpoint.finish(0, status, i % 2_000_000, None);
+                    }
+                });
+            }
+            // Scrapes and RED totals while the requests are being recorded.
+            for _ in 0..20 {
+                let _ = metrics.render();
+                let _ = metrics.routes().totals();
+            }
+        });
+        let text = metrics.render();
+        let line = |series: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(series))
+                .unwrap_or_else(|| panic!("no {series} in {text}"))
+                .to_owned()
+        };
+        let total = THREADS * EACH;
+        assert_eq!(
+            line(r#"http_requests_total{method="GET",endpoint="/api/{id}",status_code="200"} "#),
+            (total - total / 10).to_string()
+        );
+        assert_eq!(
+            line(r#"http_requests_total{method="GET",endpoint="/api/{id}",status_code="500"} "#),
+            (total / 10).to_string()
+        );
+        assert_eq!(
+            line(r#"http_request_duration_seconds_count{method="GET",endpoint="/api/{id}"} "#),
+            total.to_string()
+        );
+        assert_eq!(
+            line(r#"http_requests_in_flight{method="GET",endpoint="/api/{id}"} "#),
+            "0"
+        );
+        let totals = metrics.routes().totals();
+        assert_eq!((totals.requests, totals.errors), (total, total / 10));
+        assert_eq!(totals.buckets.iter().sum::<u64>(), total);
+    }
 
     #[test]
     fn label_values_are_escaped() {
