@@ -551,3 +551,285 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
         "a non-string payload"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Mutex as StdMutex,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use super::*;
+    use crate::{CheckResult, check_fn};
+
+    /// A check that counts its runs and takes `delay`.
+    fn counting(runs: &Arc<AtomicUsize>, delay: Duration) -> impl Check {
+        let runs = runs.clone();
+        check_fn(move || {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                CheckResult::healthy()
+            }
+        })
+    }
+
+    fn hanging() -> impl Check {
+        check_fn(|| async {
+            std::future::pending::<()>().await;
+            CheckResult::healthy()
+        })
+    }
+
+    #[tokio::test]
+    async fn checks_run_in_parallel_and_a_hung_one_is_cut_at_its_timeout() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let health = Health::builder()
+            .check("slow_a", counting(&runs, Duration::from_millis(300)))
+            .check("slow_b", counting(&runs, Duration::from_millis(300)))
+            .check_with(
+                "hung",
+                hanging(),
+                CheckOptions::new().timeout(Duration::from_millis(400)),
+            )
+            .build();
+        let started = Instant::now();
+        let report = health.check_all().await;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(900),
+            "{elapsed:?}"
+        );
+        assert_eq!(report.status(), Status::Unhealthy);
+        let hung = report.check("hung").unwrap();
+        assert_eq!(hung.status(), Status::Unhealthy);
+        assert_eq!(hung.error(), Some("timed out after 400ms"));
+        assert!(hung.response_time() >= Duration::from_millis(400));
+        assert_eq!(report.check("slow_a").unwrap().status(), Status::Healthy);
+        assert!(report.check("slow_a").unwrap().response_time() >= Duration::from_millis(300));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let body = report.to_json(false);
+        // Our own timeout text is safe to show.
+        assert_eq!(body["checks"]["hung"]["error"], "timed out after 400ms");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_is_unhealthy_not_a_crash() {
+        let health = Health::builder()
+            .check(
+                "boom",
+                check_fn(|| async {
+                    if true {
+                        panic!("the check exploded");
+                    }
+                    CheckResult::healthy()
+                }),
+            )
+            .build();
+        let report = health.check_all().await;
+        let boom = report.check("boom").unwrap();
+        assert_eq!(boom.status(), Status::Unhealthy);
+        assert_eq!(boom.error(), Some("the check panicked: the check exploded"));
+        assert_eq!(
+            report.to_json(false)["checks"]["boom"]["error"],
+            "the check panicked"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_probes_share_one_run_and_results_are_cached_for_the_ttl() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let health = Health::builder()
+            .check("db", counting(&runs, Duration::from_millis(50)))
+            .cache_ttl(Duration::from_millis(300))
+            .build();
+        let probes = (0..500).map(|_| {
+            let health = health.clone();
+            tokio::spawn(async move { health.check_all().await.status() })
+        });
+        for status in futures_util::future::join_all(probes).await {
+            assert_eq!(status.unwrap(), Status::Healthy);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        health.check_all().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "fresh within the TTL");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        health.check_all().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "stale after the TTL");
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_runs_every_probe() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let health = Health::builder()
+            .check("db", counting(&runs, Duration::ZERO))
+            .cache_ttl(Duration::ZERO)
+            .build();
+        for _ in 0..3 {
+            health.check_all().await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn background_refresh_keeps_results_warm() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let health = Health::builder()
+            .check("db", counting(&runs, Duration::ZERO))
+            .cache_ttl(Duration::from_secs(60))
+            .refresh_interval(Duration::from_millis(50))
+            .build();
+        tokio::time::sleep(Duration::from_millis(280)).await;
+        let refreshed = runs.load(Ordering::SeqCst);
+        assert!((3..=7).contains(&refreshed), "{refreshed} runs");
+        drop(health);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let after_drop = runs.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            after_drop,
+            "the refresh ends with the handle"
+        );
+    }
+
+    #[tokio::test]
+    async fn readiness_covers_critical_checks_and_fails_once_shutting_down() {
+        let health = Health::builder()
+            .check("db", check_fn(|| async { CheckResult::healthy() }))
+            .check_with(
+                "upstream",
+                check_fn(|| async { CheckResult::unhealthy("refused") }),
+                CheckOptions::new().critical(false),
+            )
+            .build();
+        let all = health.check_all().await;
+        assert_eq!(all.status(), Status::Degraded);
+        assert_eq!(all.checks().len(), 2);
+        let ready = health.check_ready().await;
+        assert_eq!(ready.status(), Status::Healthy);
+        assert_eq!(ready.checks().len(), 1);
+        assert_eq!(ready.checks()[0].name(), "db");
+
+        health.begin_shutdown();
+        assert!(health.is_shutting_down());
+        let ready = health.check_ready().await;
+        assert_eq!(ready.status(), Status::Unhealthy);
+        assert_eq!(ready.reason(), Some("shutting down"));
+        assert_eq!(health.check_live().status(), Status::Healthy);
+    }
+
+    #[tokio::test]
+    async fn checks_added_later_replace_by_name() {
+        let health = Health::new();
+        assert_eq!(health.check_all().await.status(), Status::Healthy);
+        health.add_check("a", check_fn(|| async { CheckResult::unhealthy("x") }));
+        health.add_check("b", check_fn(|| async { CheckResult::healthy() }));
+        health.add_check("a", check_fn(|| async { CheckResult::healthy() }));
+        let names: Vec<String> = health.check_names().iter().map(|n| n.to_string()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(health.check_all().await.status(), Status::Healthy);
+    }
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<StdMutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_of_status_is_logged_once_and_metrics_follow() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let recorder =
+            Arc::new(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+
+        let failing = Arc::new(AtomicBool::new(false));
+        let flag = failing.clone();
+        let health = Health::builder()
+            .check(
+                "db",
+                check_fn(move || {
+                    let failing = flag.load(Ordering::SeqCst);
+                    async move {
+                        if failing {
+                            CheckResult::new(Status::Critical)
+                                .error("connection refused by db.internal:5432")
+                        } else {
+                            CheckResult::healthy()
+                        }
+                    }
+                }),
+            )
+            .cache_ttl(Duration::ZERO)
+            .metrics_recorder(recorder)
+            .build();
+
+        for _ in 0..3 {
+            health.check_all().await;
+        }
+        failing.store(true, Ordering::SeqCst);
+        for _ in 0..5 {
+            health.check_all().await;
+        }
+        let rendered = handle.render();
+        failing.store(false, Ordering::SeqCst);
+        for _ in 0..2 {
+            health.check_all().await;
+        }
+
+        let text = String::from_utf8(lock(&captured.0).clone()).unwrap();
+        let changes: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("health check status changed"))
+            .collect();
+        assert_eq!(changes.len(), 2, "{text}");
+        assert!(changes[0].contains("ERROR"), "{}", changes[0]);
+        assert!(
+            changes[0].contains(r#"change="healthy -> critical""#),
+            "{}",
+            changes[0]
+        );
+        assert!(
+            changes[0].contains("connection refused by db.internal:5432"),
+            "{}",
+            changes[0]
+        );
+        assert!(changes[1].contains("INFO"), "{}", changes[1]);
+        assert!(
+            changes[1].contains(r#"change="critical -> healthy""#),
+            "{}",
+            changes[1]
+        );
+
+        assert!(
+            rendered.contains(r#"health_check_status{check="db"} 3"#),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains(r#"health_check_duration_seconds_count{check="db"} 8"#),
+            "{rendered}"
+        );
+        assert!(
+            handle
+                .render()
+                .contains(r#"health_check_status{check="db"} 0"#)
+        );
+    }
+}

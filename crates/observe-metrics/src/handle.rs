@@ -155,6 +155,13 @@ impl Metrics {
         metrics::with_local_recorder(self.inner.recorder.as_ref(), f)
     }
 
+    /// This registry as a `metrics` recorder, for parts that record into it
+    /// explicitly (with `metrics::with_local_recorder`) whether or not it is
+    /// the global one.
+    pub fn recorder(&self) -> Arc<dyn Recorder + Send + Sync> {
+        Arc::new(SharedRecorder(self.inner.recorder.clone()))
+    }
+
     /// Folds recorded histogram samples into their buckets now. A background
     /// thread does this every [`UPKEEP_INTERVAL`] and every render does it too.
     pub fn run_upkeep(&self) {

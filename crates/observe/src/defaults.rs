@@ -11,6 +11,11 @@
 //! | `OBSERVE_METRICS_NAMING` | `prometheus` (`http_requests_total`, ...) or `otel` (`http_server_request_duration_seconds`, ...) | `prometheus` |
 //! | `OBSERVE_METRICS_TOKEN` | bearer token that [`metrics_router`](crate::Observability::metrics_router) requires | none: open |
 //! | `OBSERVE_METRICS_ADDR` | where [`serve`](crate::Observability::serve) also runs a `/metrics`-only server, as `127.0.0.1:9100` | none |
+//! | `OBSERVE_HEALTH_CACHE_TTL` | how long a health check's result is reused, as `1s` or `500ms` | [`HEALTH_CACHE_TTL`] |
+//! | `OBSERVE_HEALTH_REFRESH_INTERVAL` | re-run the health checks in the background this often | none: when probed |
+//! | `OBSERVE_HEALTH_DETAILS` | `hidden` (raw check errors only with the token) or `always` | `hidden` |
+//! | `OBSERVE_HEALTH_TOKEN` | bearer token that shows raw check errors in health bodies | none |
+//! | `OBSERVE_READINESS_DELAY` | how long [`serve`](crate::Observability::serve) keeps accepting with readiness at `503` after a shutdown signal | [`READINESS_DELAY`] |
 //!
 //! Builder methods win over the environment. A value that does not parse
 //! makes [`init`](crate::ObservabilityBuilder::init) fail with a
@@ -19,6 +24,10 @@
 use std::time::Duration;
 
 pub use observe_errors::MAX_PLAIN_ERROR_BODY;
+pub use observe_health::{
+    DEFAULT_CACHE_TTL as HEALTH_CACHE_TTL, DEFAULT_CHECK_TIMEOUT as HEALTH_CHECK_TIMEOUT,
+    HEALTH_PATH, HTTP_CHECK_TIMEOUT, LIVE_PATH, READY_PATH,
+};
 pub use observe_metrics::{
     ABORTED_STATUS, DEFAULT_BUCKETS as HISTOGRAM_BUCKETS, METRICS_PATH, OTHER_METHOD, RED_TICK,
     UNMATCHED_ENDPOINT, UPKEEP_INTERVAL as METRICS_UPKEEP_INTERVAL,
@@ -34,3 +43,8 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// The log filter when `RUST_LOG` is not set.
 pub const LOG_FILTER: &str = "info";
+
+/// How long `serve` goes on accepting after a shutdown signal with readiness
+/// at `503`. Zero: a local Ctrl-C stops at once. Behind a load balancer, set
+/// `OBSERVE_READINESS_DELAY` a little above the readiness probe period.
+pub const READINESS_DELAY: Duration = Duration::ZERO;

@@ -7,6 +7,7 @@
 //! | request ids | [`observe_request_id`] | a valid incoming `x-request-id` or a fresh UUID v7 on every request and response |
 //! | error capture | [`observe_errors`] | panics and errors as RFC 9457 problem+json, each reported once |
 //! | metrics | [`observe_metrics`] | RED metrics by route template, `/metrics`, open connections, process metrics, a rolling RED window |
+//! | health | [`observe_health`] | `/health`, `/health/live`, `/health/ready`: parallel checks with timeouts, cached, readiness off at shutdown |
 //!
 //! [`Observability`] reads its configuration from the environment (see
 //! [`defaults`] for every variable), installs what it owns, and hands out the
@@ -37,7 +38,8 @@
 //!     let app = Router::new()
 //!         .route("/hello/{name}", get(hello))
 //!         .layer(obs.layer())
-//!         .merge(obs.metrics_router());
+//!         .merge(obs.metrics_router())
+//!         .merge(obs.health_router());
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     obs.serve(listener, app).await?;
 //!     Ok(())
@@ -55,6 +57,7 @@ pub use layer::{ObserveLayer, ObserveService};
 pub use observability::{Observability, ObservabilityBuilder};
 
 pub use observe_errors::{self as errors, AppError, ErrorReport};
+pub use observe_health::{self as health, Health};
 pub use observe_metrics::{self as metrics, Metrics, RedSnapshot};
 pub use observe_request_id::{self as request_id, RequestId};
 

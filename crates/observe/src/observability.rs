@@ -2,6 +2,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use http::HeaderName;
 use observe_errors::ErrorCaptureLayer;
+use observe_health::{DetailsPolicy, Health};
 use observe_metrics::{Metrics, RedSnapshot};
 use observe_request_id::RequestIdLayer;
 use tracing_subscriber::EnvFilter;
@@ -9,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 use crate::{
     ConfigError, ObserveLayer,
     config::Env,
-    defaults::{ENVIRONMENT, LOG_FILTER, SHUTDOWN_TIMEOUT},
+    defaults::{ENVIRONMENT, LOG_FILTER, READINESS_DELAY, SHUTDOWN_TIMEOUT},
 };
 
 /// The handle of a service's observability: its layer, its server, its
@@ -28,6 +29,8 @@ struct Inner {
     metrics: Metrics,
     metrics_token: Option<String>,
     metrics_addr: Option<SocketAddr>,
+    health: Health,
+    readiness_delay: Duration,
 }
 
 /// Configures [`Observability`]; from [`Observability::builder`].
@@ -49,6 +52,11 @@ pub struct ObservabilityBuilder {
     metrics_token: Option<String>,
     metrics_addr: Option<SocketAddr>,
     install_metrics_recorder: bool,
+    health_cache_ttl: Option<Duration>,
+    health_refresh_interval: Option<Duration>,
+    health_details: Option<DetailsPolicy>,
+    health_token: Option<String>,
+    readiness_delay: Option<Duration>,
     env: Env,
 }
 
@@ -68,6 +76,11 @@ impl Observability {
             metrics_token: None,
             metrics_addr: None,
             install_metrics_recorder: true,
+            health_cache_ttl: None,
+            health_refresh_interval: None,
+            health_details: None,
+            health_token: None,
+            readiness_delay: None,
             env: Env::Process,
         }
     }
@@ -118,6 +131,37 @@ impl Observability {
     /// (`OBSERVE_METRICS_ADDR`), if anywhere.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.inner.metrics_addr
+    }
+
+    /// The health checks. Add the service's dependencies once they exist:
+    ///
+    /// ```
+    /// use observe::health::{CheckOptions, DiskCheck, MemoryCheck};
+    ///
+    /// # fn main() -> Result<(), observe::ConfigError> {
+    /// let obs = observe::Observability::builder("my-service").init()?;
+    /// obs.health().add_check("disk", DiskCheck::new("/"));
+    /// obs.health()
+    ///     .add_check_with("memory", MemoryCheck::new(), CheckOptions::new().critical(false));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
+    /// A router serving `GET /health`, `/health/live` and `/health/ready`
+    /// (see [`Health::router`]). [`serve`](Self::serve) turns readiness to
+    /// `503` as soon as a shutdown signal arrives.
+    pub fn health_router(&self) -> axum::Router {
+        self.inner.health.router()
+    }
+
+    /// How long [`serve`](Self::serve) keeps accepting requests after a
+    /// shutdown signal, with readiness already `503`, so load balancers stop
+    /// routing here before the listener closes.
+    pub fn readiness_delay(&self) -> Duration {
+        self.inner.readiness_delay
     }
 }
 
@@ -201,6 +245,44 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// How long a health check's result is reused (`OBSERVE_HEALTH_CACHE_TTL`,
+    /// default [`HEALTH_CACHE_TTL`](crate::defaults::HEALTH_CACHE_TTL)).
+    pub fn health_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.health_cache_ttl = Some(ttl);
+        self
+    }
+
+    /// Re-runs the health checks in the background this often
+    /// (`OBSERVE_HEALTH_REFRESH_INTERVAL`, default: only when probed).
+    pub fn health_refresh_interval(mut self, interval: Duration) -> Self {
+        self.health_refresh_interval = Some(interval);
+        self
+    }
+
+    /// Who sees raw error texts in health bodies (`OBSERVE_HEALTH_DETAILS`:
+    /// `hidden`, the default, or `always`).
+    pub fn health_details(mut self, policy: DetailsPolicy) -> Self {
+        self.health_details = Some(policy);
+        self
+    }
+
+    /// A bearer token that shows raw error texts in health bodies to the
+    /// requests carrying it (`OBSERVE_HEALTH_TOKEN`).
+    pub fn health_token(mut self, token: impl Into<String>) -> Self {
+        self.health_token = Some(token.into());
+        self
+    }
+
+    /// How long [`serve`](Observability::serve) goes on accepting requests
+    /// with readiness at `503` after a shutdown signal, before it drains
+    /// (`OBSERVE_READINESS_DELAY`, default
+    /// [`READINESS_DELAY`](crate::defaults::READINESS_DELAY)). Behind a load
+    /// balancer, set it to a little more than the readiness probe period.
+    pub fn readiness_delay(mut self, delay: Duration) -> Self {
+        self.readiness_delay = Some(delay);
+        self
+    }
+
     /// Reads configuration from these variables instead of the process
     /// environment: for tests, and for programs that load their settings
     /// elsewhere.
@@ -229,6 +311,7 @@ impl ObservabilityBuilder {
             ));
         }
         let metrics = self.metrics_config()?;
+        let health = self.health_config(&metrics.registry)?;
         let environment = match self.environment {
             Some(environment) => environment,
             None => env
@@ -272,6 +355,13 @@ impl ObservabilityBuilder {
             .parse(&filter)
             .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
 
+        let readiness_delay = match self.readiness_delay {
+            Some(delay) => delay,
+            None => env
+                .duration("OBSERVE_READINESS_DELAY")?
+                .unwrap_or(READINESS_DELAY),
+        };
+
         if self.install_metrics_recorder {
             metrics.registry.install_global().map_err(|error| {
                 ConfigError::new("install_metrics_recorder", "true", error.to_string())
@@ -303,6 +393,8 @@ impl ObservabilityBuilder {
                 metrics: metrics.registry,
                 metrics_token: metrics.token,
                 metrics_addr: metrics.addr,
+                health,
+                readiness_delay,
             }),
         })
     }
@@ -394,6 +486,62 @@ impl ObservabilityBuilder {
     }
 }
 
+impl ObservabilityBuilder {
+    fn health_config(&self, metrics: &Metrics) -> Result<Health, ConfigError> {
+        let env = &self.env;
+        let cache_ttl = match self.health_cache_ttl {
+            Some(ttl) => ttl,
+            None => env
+                .duration("OBSERVE_HEALTH_CACHE_TTL")?
+                .unwrap_or(crate::defaults::HEALTH_CACHE_TTL),
+        };
+        let refresh_interval = match self.health_refresh_interval {
+            Some(interval) => Some(interval),
+            None => env.duration("OBSERVE_HEALTH_REFRESH_INTERVAL")?,
+        };
+        let details = match self.health_details {
+            Some(details) => details,
+            None => match env.get("OBSERVE_HEALTH_DETAILS")? {
+                None => DetailsPolicy::Hidden,
+                Some(value) => match value.trim() {
+                    "hidden" => DetailsPolicy::Hidden,
+                    "always" => DetailsPolicy::Always,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "OBSERVE_HEALTH_DETAILS",
+                            value,
+                            "expected hidden or always",
+                        ));
+                    }
+                },
+            },
+        };
+        let token = match &self.health_token {
+            Some(token) if token.trim().is_empty() => {
+                return Err(ConfigError::new(
+                    "health_token",
+                    "",
+                    "the token must not be empty",
+                ));
+            }
+            Some(token) => Some(token.clone()),
+            None => env.get("OBSERVE_HEALTH_TOKEN")?,
+        };
+        let mut health = Health::builder()
+            .cache_ttl(cache_ttl)
+            .details(details)
+            .service_id(self.service_name.clone())
+            .metrics_recorder(metrics.recorder());
+        if let Some(interval) = refresh_interval {
+            health = health.refresh_interval(interval);
+        }
+        if let Some(token) = token {
+            health = health.details_token(token);
+        }
+        Ok(health.build())
+    }
+}
+
 /// `0.005,0.01,0.1,1` (seconds); checked by the metrics builder.
 fn parse_buckets(text: &str) -> Result<Vec<f64>, ConfigError> {
     text.split(',')
@@ -467,6 +615,10 @@ mod tests {
             ("OBSERVE_METRICS_BUCKETS", "1,0.5"),
             ("OBSERVE_METRICS_NAMING", "statsd"),
             ("OBSERVE_METRICS_ADDR", "localhost"),
+            ("OBSERVE_HEALTH_CACHE_TTL", "briefly"),
+            ("OBSERVE_HEALTH_REFRESH_INTERVAL", "-1s"),
+            ("OBSERVE_HEALTH_DETAILS", "sometimes"),
+            ("OBSERVE_READINESS_DELAY", "5 minutes"),
         ];
         for (variable, value) in cases {
             let error = init(&[(variable, value)]).unwrap_err();
@@ -492,6 +644,24 @@ mod tests {
         assert_eq!(obs.metrics_addr(), Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(obs.inner.metrics_token.as_deref(), Some("s3cret"));
         assert!(format!("{:?}", obs.metrics()).contains("OtelSemconv"));
+    }
+
+    #[test]
+    fn health_variables_are_read() {
+        let obs = init(&[
+            ("OBSERVE_HEALTH_CACHE_TTL", "250ms"),
+            ("OBSERVE_HEALTH_DETAILS", "always"),
+            ("OBSERVE_READINESS_DELAY", "5s"),
+        ])
+        .unwrap();
+        let health = format!("{:?}", obs.health());
+        assert!(health.contains("cache_ttl: 250ms"), "{health}");
+        assert_eq!(obs.health().details_policy(), DetailsPolicy::Always);
+        assert_eq!(obs.readiness_delay(), Duration::from_secs(5));
+        let defaults = init(&[]).unwrap();
+        assert_eq!(defaults.health().details_policy(), DetailsPolicy::Hidden);
+        assert_eq!(defaults.readiness_delay(), Duration::ZERO);
+        assert!(format!("{:?}", defaults.health()).contains("cache_ttl: 1s"));
     }
 
     #[test]

@@ -6,8 +6,10 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use crate::Observability;
 
 impl Observability {
-    /// Serves `app` on `listener` until SIGTERM or SIGINT, then stops
-    /// accepting, lets open requests finish for at most
+    /// Serves `app` on `listener` until SIGTERM or SIGINT, then turns
+    /// `/health/ready` to `503`, waits the
+    /// [`readiness_delay`](Self::readiness_delay), stops accepting, lets open
+    /// requests finish for at most
     /// [`shutdown_timeout`](Self::shutdown_timeout), and returns.
     ///
     /// Handlers can read the peer address with
@@ -50,6 +52,8 @@ impl Observability {
         F: Future<Output = ()> + Send + 'static,
     {
         let (draining, drain_started) = oneshot::channel();
+        let health = self.health().clone();
+        let readiness_delay = self.readiness_delay();
         // `tap_io` is what gives a wrapped listener axum's `ConnectInfo`.
         let listener = self.metrics().counting_listener(listener).tap_io(|_| ());
         let server = axum::serve(
@@ -58,6 +62,16 @@ impl Observability {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // Readiness fails first, so load balancers stop routing here while
+            // the listener still accepts.
+            health.begin_shutdown();
+            if !readiness_delay.is_zero() {
+                tracing::info!(
+                    ?readiness_delay,
+                    "readiness is 503; accepting until the delay ends"
+                );
+                tokio::time::sleep(readiness_delay).await;
+            }
             let _ = draining.send(());
         });
         let server = std::future::IntoFuture::into_future(server);
