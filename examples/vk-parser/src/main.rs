@@ -16,9 +16,17 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = vk_parser::Config::from_env()?;
     let obs = observe::Observability::builder("vk-parser").init()?;
+    obs.health()
+        .add_check("disk", observe::health::DiskCheck::new("."));
+    obs.health().add_check_with(
+        "memory",
+        observe::health::MemoryCheck::new(),
+        observe::health::CheckOptions::new().critical(false),
+    );
     let app = vk_parser::app(vk_parser::AppState::new())
         .layer(obs.layer())
-        .merge(obs.metrics_router());
+        .merge(obs.metrics_router())
+        .merge(obs.health_router());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|error| format!("cannot listen on VK_PARSER_ADDR={}: {error}", config.addr))?;

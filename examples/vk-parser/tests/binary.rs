@@ -132,6 +132,26 @@ async fn starts_answers_with_the_stack_and_stops_on_sigterm() {
         ),
         1.0
     );
+    // Health: the binary's disk and memory checks, served beside the API.
+    let reply = http_get(&url(&running, "/health"), &[]).await;
+    let health: Value = reply.json();
+    // Real readings: how full this machine's disk is decides the status.
+    assert!(
+        health["checks"]["disk"]["details"]["total_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(health["checks"]["memory"]["critical"], false, "{health}");
+    let unavailable = ["critical", "unhealthy"].contains(&health["status"].as_str().unwrap());
+    assert_eq!(
+        reply.status,
+        if unavailable { 503 } else { 200 },
+        "{health}"
+    );
+    let reply = http_get(&url(&running, "/health/live"), &[]).await;
+    assert_eq!(reply.status, 200);
+
     // At least the scrape's own; earlier clients' closes may not be seen yet.
     let open = observe_tests::prometheus::value(&scraped, "active_connections", &[]);
     assert!((1.0..=12.0).contains(&open), "{open}");
