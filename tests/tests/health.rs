@@ -11,7 +11,7 @@ use std::{
 use axum::{Router, routing::get};
 use observe::{
     Observability,
-    health::{CheckOptions, HttpCheck, PostgresCheck, RedisCheck, Status},
+    health::{Check, CheckOptions, HttpCheck, PostgresCheck, RedisCheck, Status},
 };
 use observe_tests::{TestServer, http_get, prometheus::free_port};
 use serde_json::Value;
@@ -344,4 +344,44 @@ async fn an_http_upstream_failure_is_degraded_not_unhealthy() {
     assert!(error.starts_with("request failed: "), "{error}");
     assert!(!error.contains("http://"), "the URL stays out: {error}");
     server.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pool_80_percent_in_use_is_a_warning() {
+    let pool = pool(&database_url());
+    let check = PostgresCheck::new(pool.clone());
+    let mut held = Vec::new();
+    for (in_use, expected) in [
+        (0, Status::Healthy),
+        (3, Status::Healthy),
+        (4, Status::Warning),
+    ] {
+        while held.len() < in_use {
+            held.push(pool.acquire().await.unwrap());
+        }
+        let result = check.check().await;
+        assert_eq!(
+            result.status(),
+            expected,
+            "{in_use} of 5 in use: {result:?}"
+        );
+        let details = result.details();
+        assert_eq!(details["pool_in_use"], in_use);
+        assert_eq!(details["pool_max"], 5);
+        assert_eq!(
+            details["pool_utilization_percent"].as_f64().unwrap(),
+            in_use as f64 * 20.0
+        );
+        assert!(details["round_trip_ms"].as_f64().unwrap() > 0.0);
+    }
+    drop(held);
+    // sqlx returns dropped connections to the pool in a task of their own.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.num_idle() < pool.size() as usize {
+        assert!(Instant::now() < deadline, "connections not returned");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let result = check.check().await;
+    assert_eq!(result.status(), Status::Healthy);
+    assert_eq!(result.details()["pool_in_use"], 0);
 }

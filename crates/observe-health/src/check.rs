@@ -11,6 +11,10 @@ use crate::{DEFAULT_CHECK_TIMEOUT, Status};
 /// at its timeout and reported [`failure_status`](Self::failure_status).
 /// It measures `response_time_ms` itself, and catches a panic.
 ///
+/// A check shares the runtime with the requests: work that blocks (a
+/// synchronous client, a slow file system) belongs in
+/// `tokio::task::spawn_blocking`, as [`DiskCheck`](crate::DiskCheck) does.
+///
 /// # Example
 ///
 /// ```
