@@ -25,7 +25,7 @@ use crate::{Check, CheckResult, HTTP_CHECK_TIMEOUT, Status};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpCheck {
     client: Client,
     url: Url,
@@ -59,6 +59,17 @@ impl HttpCheck {
     /// Checks `url` with the application's own client.
     pub fn with_client(client: Client, url: Url) -> Self {
         Self { client, url }
+    }
+}
+
+impl fmt::Debug for HttpCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Scheme, host and port only: the path and query can hold a token.
+        f.debug_struct("HttpCheck")
+            .field("scheme", &self.url.scheme())
+            .field("host", &self.url.host_str())
+            .field("port", &self.url.port_or_known_default())
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,4 +111,26 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_errors_keep_the_url_out() {
+        let check = HttpCheck::new("http://user:pw@upstream:9000/ping?token=abc").unwrap();
+        let debug = format!("{check:?}");
+        assert_eq!(
+            debug,
+            r#"HttpCheck { scheme: "http", host: Some("upstream"), port: Some(9000), .. }"#
+        );
+        let error = HttpCheck::new("not a url ?token=abc")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "invalid health check URL: relative URL without a base"
+        );
+    }
 }
