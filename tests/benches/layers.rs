@@ -223,5 +223,48 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(layers, request_id, error_capture, metrics);
+/// A probe of `/health` served from the cache (three checks), beside a
+/// hand-written handler that answers a fixed body.
+fn health(c: &mut Criterion) {
+    use observe::health::{CheckResult, Health, check_fn};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let health = Health::builder()
+        .check(
+            "postgres",
+            check_fn(|| async { CheckResult::healthy().detail("pool_size", 3) }),
+        )
+        .check(
+            "redis",
+            check_fn(|| async { CheckResult::healthy().detail("connected_clients", 2) }),
+        )
+        .check(
+            "disk",
+            check_fn(|| async { CheckResult::healthy().detail("free_percent", 42.5) }),
+        )
+        .cache_ttl(Duration::from_secs(3_600))
+        .build();
+    runtime.block_on(health.check_all());
+    let probe = || {
+        Request::get("/health")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let observe_router = health.router();
+    c.bench_function("health/cached_probe_3_checks", |b| {
+        b.iter(|| observe_router.clone().oneshot(probe()).now_or_never())
+    });
+    let static_router: Router = Router::new().route(
+        "/health",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+    );
+    c.bench_function("health/static_handler", |b| {
+        b.iter(|| static_router.clone().oneshot(probe()).now_or_never())
+    });
+}
+
+criterion_group!(layers, request_id, error_capture, metrics, health);
 criterion_main!(layers);
