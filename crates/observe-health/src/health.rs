@@ -455,11 +455,10 @@ impl Entry {
         sender: watch::Sender<Option<Arc<CheckReport>>>,
     ) {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(
-            self.timeout,
-            AssertUnwindSafe(self.check.run()).catch_unwind(),
-        )
-        .await;
+        // `run()` is called inside the guarded future: a closure check can
+        // panic before it returns its future.
+        let guarded = AssertUnwindSafe(async { self.check.run().await }).catch_unwind();
+        let outcome = tokio::time::timeout(self.timeout, guarded).await;
         let elapsed = started.elapsed();
         let report = match outcome {
             Ok(Ok(result)) => {
@@ -612,6 +611,18 @@ mod tests {
         let body = report.to_json(false);
         // Our own timeout text is safe to show.
         assert_eq!(body["checks"]["hung"]["error"], "timed out after 400ms");
+    }
+
+    #[tokio::test]
+    async fn a_check_that_panics_before_its_future_is_caught_too() {
+        fn explode() -> std::future::Ready<CheckResult> {
+            panic!("no future for you")
+        }
+        let health = Health::builder().check("early", check_fn(explode)).build();
+        let report = health.check_all().await;
+        let early = report.check("early").unwrap();
+        assert_eq!(early.status(), Status::Unhealthy);
+        assert_eq!(early.error(), Some("the check panicked: no future for you"));
     }
 
     #[tokio::test]
