@@ -385,3 +385,24 @@ async fn a_pool_80_percent_in_use_is_a_warning() {
     assert_eq!(result.status(), Status::Healthy);
     assert_eq!(result.details()["pool_in_use"], 0);
 }
+
+#[tokio::test]
+async fn a_silent_http_upstream_is_degraded_after_five_seconds() {
+    let silent = silent_listener().await;
+    let obs = obs(&[]);
+    obs.health().add_check(
+        "upstream",
+        HttpCheck::new(&format!("http://{silent}/")).unwrap(),
+    );
+    let started = Instant::now();
+    let report = obs.health().check_all().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_millis(5_800),
+        "{took:?}"
+    );
+    assert_eq!(report.status(), Status::Degraded);
+    let upstream = report.check("upstream").unwrap();
+    assert_eq!(upstream.status(), Status::Degraded);
+    assert!(upstream.error().is_some());
+}

@@ -626,6 +626,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_default_timeout_is_two_seconds() {
+        let health = Health::builder().check("hung", hanging()).build();
+        let started = Instant::now();
+        let report = health.check_all().await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_millis(2_600),
+            "{took:?}"
+        );
+        assert_eq!(
+            report.check("hung").unwrap().error(),
+            Some("timed out after 2s")
+        );
+    }
+
+    #[tokio::test]
     async fn a_panicking_check_is_unhealthy_not_a_crash() {
         let health = Health::builder()
             .check(
