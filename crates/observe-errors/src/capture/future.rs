@@ -37,7 +37,9 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Polling { #[pin] future: F },
-        Panicked { panic: Option<Box<dyn Any + Send>> },
+        Panicked {
+            panic: Option<(Box<dyn Any + Send>, Option<String>)>,
+        },
         // Boxed: rare, and large enough to slow every other request's moves.
         ReadingPlainBody { reading: Option<Box<PlainBody<B>>> },
     }
@@ -68,11 +70,14 @@ impl<F, B> ResponseFuture<F, B> {
     /// future is first polled, where the request id is in scope.
     pub(super) fn panicked(
         panic: Box<dyn Any + Send>,
+        location: Option<String>,
         path: Option<PathAndQuery>,
         config: Config,
     ) -> Self {
         Self {
-            state: State::Panicked { panic: Some(panic) },
+            state: State::Panicked {
+                panic: Some((panic, location)),
+            },
             request: RequestFacts { path, config },
         }
     }
@@ -95,7 +100,10 @@ where
                         Ok(Poll::Pending) => return Poll::Pending,
                         Ok(Poll::Ready(Err(error))) => return Poll::Ready(Err(error)),
                         Ok(Poll::Ready(Ok(response))) => response,
-                        Err(panic) => return Poll::Ready(Ok(request.panic_response(panic))),
+                        Err(panic) => {
+                            let location = super::location::take();
+                            return Poll::Ready(Ok(request.panic_response(panic, location)));
+                        }
                     };
                     if response.status().as_u16() < 400 {
                         return Poll::Ready(Ok(response.map(ResponseBody::inner)));
@@ -123,10 +131,10 @@ where
                     });
                 }
                 StateProj::Panicked { panic } => {
-                    let panic = panic
+                    let (panic, location) = panic
                         .take()
-                        .unwrap_or_else(|| Box::new("polled after completion"));
-                    return Poll::Ready(Ok(request.panic_response(panic)));
+                        .unwrap_or_else(|| (Box::new("polled after completion"), None));
+                    return Poll::Ready(Ok(request.panic_response(panic, location)));
                 }
                 StateProj::ReadingPlainBody { reading } => {
                     let Some(plain) = reading.as_mut() else {
@@ -184,12 +192,20 @@ impl RequestFacts {
 
     #[cold]
     #[inline(never)]
-    fn panic_response<B>(&self, panic: Box<dyn Any + Send>) -> Response<ResponseBody<B>> {
+    fn panic_response<B>(
+        &self,
+        panic: Box<dyn Any + Send>,
+        location: Option<String>,
+    ) -> Response<ResponseBody<B>> {
+        let context = location
+            .map(|location| (Cow::Borrowed("location"), location))
+            .into_iter()
+            .collect();
         let report = ErrorReport::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             Cow::Borrowed("panic"),
             panic_message(&*panic),
-            Vec::new(),
+            context,
             true,
         );
         let problem = Problem::new(

@@ -19,7 +19,11 @@ pub(super) struct Config {
 impl ErrorCaptureLayer {
     /// The defaults: errors are logged here, plain error responses become
     /// problem+json.
+    ///
+    /// The first call adds a step to the panic hook that remembers where a
+    /// panic happened, for the report's `location` context.
     pub fn new() -> Self {
+        super::location::install_hook();
         Self {
             config: Config {
                 log_errors: true,

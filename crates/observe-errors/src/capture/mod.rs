@@ -12,6 +12,7 @@
 mod body;
 mod future;
 mod layer;
+mod location;
 mod service;
 
 pub use body::ResponseBody;

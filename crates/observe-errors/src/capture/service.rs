@@ -53,7 +53,9 @@ where
         let path = request.uri().path_and_query().cloned();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => ResponseFuture::new(future, path, self.config),
-            Err(panic) => ResponseFuture::panicked(panic, path, self.config),
+            Err(panic) => {
+                ResponseFuture::panicked(panic, super::location::take(), path, self.config)
+            }
         }
     }
 }

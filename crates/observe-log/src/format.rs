@@ -1,0 +1,628 @@
+//! [`LogLayer`]: the `tracing-subscriber` layer that turns events into lines.
+//!
+//! Spans carry the request's ids. A span with a `request_id`, `trace_id` or
+//! `span_id` field sets them for itself and every span under it; other span
+//! fields are rendered once, when the span opens, and added to each event
+//! inside it. An event then costs one formatting pass into a thread-local
+//! buffer and one copy into the writer's queue.
+
+use std::{
+    cell::RefCell,
+    fmt::{self, Write as _},
+    sync::Arc,
+    time::SystemTime,
+};
+
+use tracing::{
+    Event, Level, Subscriber,
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
+};
+use tracing_subscriber::{layer::Context, registry::LookupSpan};
+
+use crate::{
+    Redaction,
+    json::{Escaper, escape_into, float_into, integer_into, string_into},
+    redact::REDACTED,
+    time::rfc3339_micros_into,
+    writer::Sink,
+};
+
+/// The ECS version the `ecs` schema follows.
+const ECS_VERSION: &str = "8.11.0";
+
+/// How lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// Aligned text for a person at a terminal, coloured when `ansi` is on.
+    Pretty,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Format::Json),
+            "pretty" | "text" => Ok(Format::Pretty),
+            _ => Err("expected json or pretty".to_owned()),
+        }
+    }
+}
+
+/// The field names of JSON lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Schema {
+    /// Flat keys: `timestamp`, `level`, `target`, `message`, `service`,
+    /// `environment`, `request_id`, `trace_id`, `span_id`, then the fields.
+    Flat,
+    /// Elastic Common Schema: `@timestamp`, `log.level`, `service.name`,
+    /// `trace.id`, `http.request.method`, `event.duration` (nanoseconds), ...
+    Ecs,
+}
+
+impl std::str::FromStr for Schema {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "flat" | "default" => Ok(Schema::Flat),
+            "ecs" => Ok(Schema::Ecs),
+            _ => Err("expected flat or ecs".to_owned()),
+        }
+    }
+}
+
+/// What every line is built with; shared by the layer and the writer.
+#[derive(Debug)]
+pub(crate) struct Formatter {
+    pub(crate) format: Format,
+    pub(crate) schema: Schema,
+    pub(crate) ansi: bool,
+    pub(crate) redaction: Redaction,
+    /// `,"service":"...","environment":"..."` (or the ECS names), escaped once.
+    service_fields: String,
+}
+
+impl Formatter {
+    pub(crate) fn new(
+        format: Format,
+        schema: Schema,
+        ansi: bool,
+        redaction: Redaction,
+        service: &str,
+        environment: &str,
+    ) -> Self {
+        let mut service_fields = String::new();
+        let (service_key, environment_key) = match schema {
+            Schema::Flat => ("service", "environment"),
+            Schema::Ecs => ("service.name", "service.environment"),
+        };
+        for (key, value) in [(service_key, service), (environment_key, environment)] {
+            service_fields.push_str(",\"");
+            service_fields.push_str(key);
+            service_fields.push_str("\":");
+            string_into(&mut service_fields, value);
+        }
+        if schema == Schema::Ecs {
+            service_fields.push_str(",\"ecs.version\":\"");
+            service_fields.push_str(ECS_VERSION);
+            service_fields.push('"');
+        }
+        Self {
+            format,
+            schema,
+            ansi,
+            redaction,
+            service_fields,
+        }
+    }
+
+    /// The writer's warning after lines were dropped.
+    pub(crate) fn dropped_summary(&self, dropped: u64) -> Vec<u8> {
+        let mut fields = String::new();
+        let mut visitor = FieldVisitor::new(self, &mut fields);
+        visitor.number("dropped_lines", dropped);
+        let message = format!(
+            "{dropped} log lines were dropped: the log queue was full (set OBSERVE_LOG_LOSSLESS=true to wait instead)"
+        );
+        let mut line = String::new();
+        self.line(
+            &mut line,
+            &Level::WARN,
+            "observe_log",
+            &message,
+            &Ids::default(),
+            "",
+            &fields,
+        );
+        line.into_bytes()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn line(
+        &self,
+        out: &mut String,
+        level: &Level,
+        target: &str,
+        message: &str,
+        ids: &Ids,
+        span_fields: &str,
+        fields: &str,
+    ) {
+        match self.format {
+            Format::Json => self.json_line(out, level, target, message, ids, span_fields, fields),
+            Format::Pretty => {
+                self.pretty_line(out, level, target, message, ids, span_fields, fields)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn json_line(
+        &self,
+        out: &mut String,
+        level: &Level,
+        target: &str,
+        message: &str,
+        ids: &Ids,
+        span_fields: &str,
+        fields: &str,
+    ) {
+        let ecs = self.schema == Schema::Ecs;
+        out.push_str(if ecs {
+            "{\"@timestamp\":\""
+        } else {
+            "{\"timestamp\":\""
+        });
+        rfc3339_micros_into(out, SystemTime::now());
+        out.push_str(if ecs {
+            "\",\"log.level\":\""
+        } else {
+            "\",\"level\":\""
+        });
+        out.push_str(if ecs {
+            level_lower(level)
+        } else {
+            level.as_str()
+        });
+        out.push_str(if ecs {
+            "\",\"log.logger\":"
+        } else {
+            "\",\"target\":"
+        });
+        string_into(out, target);
+        out.push_str(",\"message\":\"");
+        out.push_str(message);
+        out.push('"');
+        out.push_str(&self.service_fields);
+        let keys = if ecs {
+            ["http.request.id", "trace.id", "span.id"]
+        } else {
+            ["request_id", "trace_id", "span_id"]
+        };
+        for (key, value) in keys.into_iter().zip(ids.iter()) {
+            if let Some(value) = value {
+                out.push_str(",\"");
+                out.push_str(key);
+                out.push_str("\":");
+                string_into(out, value);
+            }
+        }
+        out.push_str(span_fields);
+        out.push_str(fields);
+        out.push_str("}\n");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pretty_line(
+        &self,
+        out: &mut String,
+        level: &Level,
+        target: &str,
+        message: &str,
+        ids: &Ids,
+        span_fields: &str,
+        fields: &str,
+    ) {
+        rfc3339_micros_into(out, SystemTime::now());
+        let (colour, name) = match *level {
+            Level::ERROR => ("\x1b[31m", "ERROR"),
+            Level::WARN => ("\x1b[33m", " WARN"),
+            Level::INFO => ("\x1b[32m", " INFO"),
+            Level::DEBUG => ("\x1b[34m", "DEBUG"),
+            Level::TRACE => ("\x1b[35m", "TRACE"),
+        };
+        out.push(' ');
+        if self.ansi {
+            out.push_str(colour);
+            out.push_str(name);
+            out.push_str("\x1b[0m \x1b[2m");
+            escape_into(out, target);
+            out.push_str(":\x1b[0m ");
+        } else {
+            out.push_str(name);
+            out.push(' ');
+            escape_into(out, target);
+            out.push_str(": ");
+        }
+        out.push_str(message);
+        out.push_str(span_fields);
+        out.push_str(fields);
+        for (key, value) in ["request_id", "trace_id", "span_id"]
+            .into_iter()
+            .zip(ids.iter())
+        {
+            if let Some(value) = value {
+                out.push(' ');
+                out.push_str(key);
+                out.push('=');
+                escape_into(out, value);
+            }
+        }
+        out.push('\n');
+    }
+}
+
+fn level_lower(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// The correlation ids of a span and everything under it.
+#[derive(Debug, Clone, Default)]
+struct Ids {
+    request_id: Option<Arc<str>>,
+    trace_id: Option<Arc<str>>,
+    span_id: Option<Arc<str>>,
+}
+
+impl Ids {
+    fn iter(&self) -> [Option<&str>; 3] {
+        [
+            self.request_id.as_deref(),
+            self.trace_id.as_deref(),
+            self.span_id.as_deref(),
+        ]
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Arc<str>>> {
+        match name {
+            "request_id" => Some(&mut self.request_id),
+            "trace_id" => Some(&mut self.trace_id),
+            "span_id" => Some(&mut self.span_id),
+            _ => None,
+        }
+    }
+}
+
+/// What a span leaves in its extensions.
+#[derive(Debug, Clone, Default)]
+struct SpanData {
+    ids: Ids,
+    /// Rendered fields of this span and its parents.
+    fields: Arc<str>,
+}
+
+/// The layer that formats events and queues them for the writer. Build it
+/// with [`Logging::builder`](crate::Logging::builder).
+#[derive(Clone)]
+pub struct LogLayer {
+    pub(crate) formatter: Arc<Formatter>,
+    pub(crate) sink: Sink,
+}
+
+impl fmt::Debug for LogLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogLayer")
+            .field("format", &self.formatter.format)
+            .field("schema", &self.formatter.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Buffers {
+    line: String,
+    message: String,
+    fields: String,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+/// Lines longer than this give their buffer back after use, so one huge
+/// event does not pin memory in every thread.
+const KEEP_BUFFER: usize = 16 * 1024;
+
+impl<S> tracing_subscriber::Layer<S> for LogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut data = span
+            .parent()
+            .and_then(|parent| parent.extensions().get::<SpanData>().cloned())
+            .unwrap_or_default();
+        if !attrs.fields().is_empty() {
+            self.record_span(&mut data, |visitor| attrs.record(visitor));
+        }
+        span.extensions_mut().insert(data);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(data) = extensions.get_mut::<SpanData>() {
+            self.record_span(data, |visitor| values.record(visitor));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let span = ctx.event_span(event);
+        let data = span
+            .as_ref()
+            .and_then(|span| span.extensions().get::<SpanData>().cloned());
+        let formatter = &*self.formatter;
+        let format = |buffers: &mut Buffers| {
+            let Buffers {
+                line,
+                message,
+                fields,
+            } = buffers;
+            line.clear();
+            message.clear();
+            fields.clear();
+            let mut visitor = FieldVisitor::new(formatter, fields);
+            visitor.message = Some(message);
+            event.record(&mut visitor);
+            let mut ids = data
+                .as_ref()
+                .map(|data| data.ids.clone())
+                .unwrap_or_default();
+            for (slot, value) in [
+                (&mut ids.request_id, visitor.ids.request_id),
+                (&mut ids.trace_id, visitor.ids.trace_id),
+                (&mut ids.span_id, visitor.ids.span_id),
+            ] {
+                if slot.is_none() {
+                    *slot = value;
+                }
+            }
+            if ids.request_id.is_none() {
+                // Outside any span, the id of the request being polled.
+                ids.request_id = observe_request_id::current().map(|id| Arc::from(id.as_str()));
+            }
+            let metadata = event.metadata();
+            formatter.line(
+                line,
+                metadata.level(),
+                metadata.target(),
+                message,
+                &ids,
+                data.as_ref().map_or("", |data| &data.fields),
+                fields,
+            );
+            self.sink.send(line.as_bytes());
+            if line.capacity() > KEEP_BUFFER {
+                *line = String::new();
+                *fields = String::new();
+                *message = String::new();
+            }
+        };
+        BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
+            Ok(mut buffers) => format(&mut buffers),
+            // An event logged while formatting another (from a `Debug` impl).
+            Err(_) => format(&mut Buffers::default()),
+        });
+    }
+}
+
+impl LogLayer {
+    fn record_span(&self, data: &mut SpanData, record: impl FnOnce(&mut FieldVisitor<'_>)) {
+        let mut fields = String::from(&*data.fields);
+        let before = fields.len();
+        let mut visitor = FieldVisitor::new(&self.formatter, &mut fields);
+        record(&mut visitor);
+        let found = visitor.ids;
+        for (slot, value) in [
+            (&mut data.ids.request_id, found.request_id),
+            (&mut data.ids.trace_id, found.trace_id),
+            (&mut data.ids.span_id, found.span_id),
+        ] {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        if fields.len() != before {
+            data.fields = Arc::from(fields);
+        }
+    }
+}
+
+/// Writes fields as `,"key":value` (JSON) or ` key=value` (pretty).
+pub(crate) struct FieldVisitor<'a> {
+    formatter: &'a Formatter,
+    out: &'a mut String,
+    /// Where the `message` field goes; `None` writes it as a field.
+    message: Option<&'a mut String>,
+    ids: Ids,
+}
+
+impl<'a> FieldVisitor<'a> {
+    pub(crate) fn new(formatter: &'a Formatter, out: &'a mut String) -> Self {
+        Self {
+            formatter,
+            out,
+            message: None,
+            ids: Ids::default(),
+        }
+    }
+
+    /// Writes the key and its separator; `false` when the value is a secret
+    /// (then `[REDACTED]` is written already).
+    fn key(&mut self, name: &str) -> bool {
+        let json = self.formatter.format == Format::Json;
+        let key = match self.formatter.schema {
+            Schema::Ecs => ecs_name(name),
+            Schema::Flat => name,
+        };
+        if json {
+            self.out.push_str(",\"");
+            escape_into(self.out, key);
+            self.out.push_str("\":");
+        } else {
+            self.out.push(' ');
+            escape_into(self.out, key);
+            self.out.push('=');
+        }
+        if self.formatter.redaction.is_secret(name) {
+            string_into(self.out, REDACTED);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn number(&mut self, name: &str, value: impl itoa::Integer) {
+        if self.key(name) {
+            integer_into(self.out, value);
+        }
+    }
+
+    fn text(&mut self, name: &str, value: &str) {
+        if self.key(name) {
+            string_into(self.out, value);
+        }
+    }
+
+    fn display(&mut self, name: &str, value: &dyn fmt::Debug) {
+        if self.key(name) {
+            self.out.push('"');
+            let _ = write!(Escaper(self.out), "{value:?}");
+            self.out.push('"');
+        }
+    }
+
+    /// Takes a correlation id given as a field; `true` when `name` is one.
+    fn id(&mut self, name: &str, value: &dyn fmt::Debug) -> bool {
+        match self.ids.slot(name) {
+            Some(slot) => {
+                let mut text = String::new();
+                let _ = write!(text, "{value:?}");
+                *slot = Some(Arc::from(text));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let name = field.name();
+        if name == "message"
+            && let Some(message) = self.message.as_deref_mut()
+        {
+            escape_into(message, value);
+            return;
+        }
+        if let Some(slot) = self.ids.slot(name) {
+            *slot = Some(Arc::from(value));
+            return;
+        }
+        self.text(name, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if name == "message"
+            && let Some(message) = self.message.as_deref_mut()
+        {
+            let _ = write!(Escaper(message), "{value:?}");
+            return;
+        }
+        if self.id(name, value) {
+            return;
+        }
+        self.display(name, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.number(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.number(field.name(), value);
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.number(field.name(), value);
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.number(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.key(field.name()) {
+            self.out.push_str(if value { "true" } else { "false" });
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let name = field.name();
+        if self.formatter.schema == Schema::Ecs && name == "duration_ms" {
+            // ECS measures durations in nanoseconds, as an integer.
+            self.number(name, (value * 1e6).round() as u64);
+            return;
+        }
+        if self.key(name) {
+            float_into(self.out, value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.key(field.name()) {
+            self.out.push('"');
+            let _ = write!(Escaper(self.out), "{value}");
+            let mut source = value.source();
+            while let Some(error) = source {
+                let _ = write!(Escaper(self.out), ": {error}");
+                source = error.source();
+            }
+            self.out.push('"');
+        }
+    }
+}
+
+/// The ECS name of a field, where ECS has one.
+fn ecs_name(name: &str) -> &str {
+    match name {
+        "method" => "http.request.method",
+        "path" => "url.path",
+        "status_code" => "http.response.status_code",
+        "duration_ms" => "event.duration",
+        "endpoint" => "http.route",
+        "user_agent" => "user_agent.original",
+        "client_ip" => "client.ip",
+        "user_id" => "user.id",
+        "request_bytes" => "http.request.body.bytes",
+        "response_bytes" => "http.response.body.bytes",
+        "error_type" => "error.type",
+        "error_message" => "error.message",
+        "context" => "error.context",
+        "aborted" => "event.aborted",
+        other => other,
+    }
+}

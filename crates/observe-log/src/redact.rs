@@ -1,0 +1,254 @@
+//! Which names are secrets, and how a query string loses their values.
+
+use std::fmt;
+
+/// What the log replaces a secret with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Headers whose values never reach a log line, by default.
+pub const DEFAULT_REDACTED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+];
+
+/// Query parameters whose values never reach a log line, by default.
+pub const DEFAULT_REDACTED_QUERY_PARAMS: &[&str] = &[
+    "access_token",
+    "token",
+    "password",
+    "secret",
+    "api_key",
+    "key",
+];
+
+/// The names whose values are replaced by `[REDACTED]`: in the `path` of
+/// request lines (query parameters) and in any event or span field of the
+/// same name (`authorization`, `x_api_key`, `password`, ...), wherever an
+/// application logs them.
+///
+/// Names match without regard to case, and `-` matches `_`.
+///
+/// ```
+/// use observe_log::Redaction;
+///
+/// let redaction = Redaction::new().header("x-vk-signature").query_param("sig");
+/// # let _ = redaction;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Redaction {
+    names: Vec<Box<str>>,
+    /// Bit `n` is set when some name is `n` bytes long: most field names
+    /// are ruled out by one test.
+    lengths: u64,
+}
+
+impl Default for Redaction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Redaction {
+    /// The default headers and query parameters.
+    pub fn new() -> Self {
+        DEFAULT_REDACTED_HEADERS
+            .iter()
+            .chain(DEFAULT_REDACTED_QUERY_PARAMS)
+            .fold(Self::none(), |redaction, name| redaction.name(name))
+    }
+
+    /// Nothing redacted; add names with [`header`](Self::header) and
+    /// [`query_param`](Self::query_param).
+    pub fn none() -> Self {
+        Self {
+            names: Vec::new(),
+            lengths: 0,
+        }
+    }
+
+    /// Also redacts the header `name`.
+    pub fn header(self, name: &str) -> Self {
+        self.name(name)
+    }
+
+    /// Also redacts the query parameter `name`.
+    pub fn query_param(self, name: &str) -> Self {
+        self.name(name)
+    }
+
+    fn name(mut self, name: &str) -> Self {
+        let name: String = name
+            .trim()
+            .chars()
+            .map(|c| {
+                if c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        if !name.is_empty() && !self.names.iter().any(|known| **known == *name) {
+            self.lengths |= length_bit(name.len());
+            self.names.push(name.into_boxed_str());
+        }
+        self
+    }
+
+    /// Whether a field or parameter called `name` holds a secret.
+    pub fn is_secret(&self, name: &str) -> bool {
+        if self.lengths & length_bit(name.len()) == 0 {
+            return false;
+        }
+        self.names
+            .iter()
+            .any(|secret| same_name(secret, name.as_bytes()))
+    }
+
+    /// Writes `query` with the values of secret parameters replaced.
+    pub(crate) fn query_into(&self, out: &mut impl fmt::Write, query: &str) -> fmt::Result {
+        for (index, pair) in query.split('&').enumerate() {
+            if index > 0 {
+                out.write_char('&')?;
+            }
+            match pair.split_once('=') {
+                Some((name, _)) if self.is_secret_encoded(name) => {
+                    out.write_str(name)?;
+                    out.write_char('=')?;
+                    out.write_str(REDACTED)?;
+                }
+                _ => out.write_str(pair)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a query name, maybe percent-encoded (`%74oken`), is a secret.
+    fn is_secret_encoded(&self, name: &str) -> bool {
+        if !name.contains('%') && !name.contains('+') {
+            return self.is_secret(name);
+        }
+        let mut decoded = Vec::with_capacity(name.len());
+        let bytes = name.as_bytes();
+        let mut index = 0;
+        while index < bytes.len() {
+            match bytes[index] {
+                b'%' if index + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
+                    match u8::from_str_radix(hex, 16) {
+                        Ok(byte) => {
+                            decoded.push(byte);
+                            index += 3;
+                        }
+                        Err(_) => {
+                            decoded.push(b'%');
+                            index += 1;
+                        }
+                    }
+                }
+                b'+' => {
+                    decoded.push(b' ');
+                    index += 1;
+                }
+                byte => {
+                    decoded.push(byte);
+                    index += 1;
+                }
+            }
+        }
+        let decoded = String::from_utf8_lossy(&decoded);
+        self.is_secret(decoded.trim())
+    }
+}
+
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
+fn same_name(secret: &str, name: &[u8]) -> bool {
+    secret.len() == name.len()
+        && secret.bytes().zip(name).all(|(secret, &byte)| {
+            let byte = if byte == b'-' {
+                b'_'
+            } else {
+                byte.to_ascii_lowercase()
+            };
+            secret == byte
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(path: &str) -> String {
+        let mut out = String::new();
+        match path.split_once('?') {
+            Some((path, query)) => {
+                out.push_str(path);
+                out.push('?');
+                let _ = Redaction::new().query_into(&mut out, query);
+            }
+            None => out.push_str(path),
+        }
+        out
+    }
+
+    #[test]
+    fn default_names_are_secret_in_any_case_and_spelling() {
+        let redaction = Redaction::new();
+        for name in [
+            "authorization",
+            "Authorization",
+            "proxy_authorization",
+            "cookie",
+            "Set-Cookie",
+            "x_api_key",
+            "X-API-KEY",
+            "access_token",
+            "token",
+            "password",
+            "secret",
+            "api_key",
+            "key",
+        ] {
+            assert!(redaction.is_secret(name), "{name}");
+        }
+        for name in [
+            "method",
+            "path",
+            "user_agent",
+            "keys",
+            "tokens",
+            "",
+            "monkey",
+        ] {
+            assert!(!redaction.is_secret(name), "{name}");
+        }
+        assert!(!Redaction::none().is_secret("token"));
+        assert!(Redaction::none().header("X-Sig").is_secret("x_sig"));
+    }
+
+    #[test]
+    fn secret_query_values_are_replaced() {
+        assert_eq!(path("/a/b"), "/a/b");
+        assert_eq!(path("/a?"), "/a?");
+        assert_eq!(
+            path("/a?token=abc&x=1&Password=p&key"),
+            "/a?token=[REDACTED]&x=1&Password=[REDACTED]&key"
+        );
+        assert_eq!(
+            path("/a?access_token=s3cr3t&access_token=again"),
+            "/a?access_token=[REDACTED]&access_token=[REDACTED]"
+        );
+        assert_eq!(path("/a?%74oken=s3cr3t"), "/a?%74oken=[REDACTED]");
+        assert_eq!(
+            path("/a?api%5Fkey=s3cr3t&x=%"),
+            "/a?api%5Fkey=[REDACTED]&x=%"
+        );
+        assert_eq!(path("/a?tok%=1&%="), "/a?tok%=1&%=");
+    }
+}

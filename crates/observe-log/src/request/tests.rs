@@ -1,0 +1,257 @@
+use std::{
+    convert::Infallible,
+    io,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use axum::body::Body;
+use http::{Request, Response, StatusCode};
+use observe_errors::ErrorCaptureLayer;
+use observe_request_id::RequestIdLayer;
+use serde_json::Value;
+use tower::{Layer, ServiceExt, service_fn};
+
+use super::*;
+use crate::Logging;
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `test` under a subscriber writing to a buffer; returns the lines.
+async fn lines<F: Future<Output = ()>>(test: F) -> Vec<Value> {
+    let buffer = Buffer::default();
+    let logging = Logging::builder("svc")
+        .writer(buffer.clone())
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let dispatch = logging
+        .dispatch("info")
+        .unwrap_or_else(|error| panic!("{error}"));
+    {
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        test.await;
+    }
+    assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
+    let bytes = buffer
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect()
+}
+
+fn request_lines(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|line| line["target"] == LINE_TARGET)
+        .collect()
+}
+
+fn stack<S>(
+    inner: S,
+) -> observe_request_id::RequestIdService<RequestLog<observe_errors::ErrorCapture<S>>> {
+    RequestIdLayer::new().layer(
+        RequestLogLayer::new().layer(ErrorCaptureLayer::new().log_errors(false).layer(inner)),
+    )
+}
+
+#[tokio::test]
+async fn a_request_gives_one_line_with_its_id() {
+    let lines = lines(async {
+        let service = stack(service_fn(|_: Request<Body>| async {
+            tracing::info!("inside");
+            Ok::<_, Infallible>(Response::new(Body::from("hello")))
+        }));
+        let request = Request::get("/things?token=s3cr3t&page=2")
+            .header("user-agent", "curl/8")
+            .body(Body::empty())
+            .unwrap_or_default();
+        let response = ok(service.oneshot(request).await);
+        assert_eq!(response.status(), StatusCode::OK);
+    })
+    .await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let line = request_lines(&lines)[0];
+    assert_eq!(line["message"], "request finished");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["endpoint"], UNMATCHED);
+    assert_eq!(line["path"], "/things?token=[REDACTED]&page=2");
+    assert_eq!(line["status_code"], 200);
+    assert_eq!(line["response_bytes"], 5);
+    assert_eq!(line["request_bytes"], 0);
+    assert_eq!(line["user_agent"], "curl/8");
+    assert!(line["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert!(line.get("aborted").is_none() && line.get("error_type").is_none());
+    let id = line["request_id"].as_str().unwrap_or_default();
+    assert_eq!(id.len(), 36);
+    assert_eq!(lines[0]["message"], "inside");
+    assert_eq!(lines[0]["request_id"], id);
+}
+
+fn ok<T>(result: Result<T, Infallible>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}
+
+const UNMATCHED: &str = crate::UNMATCHED_ENDPOINT;
+
+#[tokio::test]
+async fn a_panic_in_call_is_one_error_line_with_message_and_location() {
+    let lines = lines(async {
+        let service = stack(tower::service_fn(
+            |_: Request<Body>| -> std::future::Ready<Result<Response<Body>, Infallible>> {
+                panic!("broken in call")
+            },
+        ));
+        let response = service
+            .oneshot(Request::get("/p").body(Body::empty()).unwrap_or_default())
+            .await;
+        assert_eq!(ok(response).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    })
+    .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["status_code"], 500);
+    assert_eq!(line["error_type"], "panic");
+    assert_eq!(line["error_message"], "broken in call");
+    assert_eq!(line["panic"], true);
+    let context: Value =
+        serde_json::from_str(line["context"].as_str().unwrap_or("{}")).unwrap_or_default();
+    assert!(
+        context["location"]
+            .as_str()
+            .is_some_and(|location| location.contains("request/tests.rs:")),
+        "{context}"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_in_the_future_is_one_error_line() {
+    let lines = lines(async {
+        let service = stack(service_fn(|_: Request<Body>| async {
+            if true {
+                panic!("broken in future");
+            }
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+        let response = service
+            .oneshot(Request::get("/p").body(Body::empty()).unwrap_or_default())
+            .await;
+        assert_eq!(ok(response).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    })
+    .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["error_message"], "broken in future");
+    assert_eq!(lines[0]["request_id"].as_str().map(str::len), Some(36));
+}
+
+#[tokio::test]
+async fn levels_follow_the_status_and_excluded_paths_are_silent() {
+    let lines = lines(async {
+        let service = stack(service_fn(|request: Request<Body>| async move {
+            let status = match request.uri().path() {
+                "/missing" => StatusCode::NOT_FOUND,
+                "/moved" => StatusCode::MOVED_PERMANENTLY,
+                _ => StatusCode::OK,
+            };
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        }));
+        for path in [
+            "/missing",
+            "/moved",
+            "/health/ready",
+            "/metrics",
+            "/metrics2",
+        ] {
+            let request = Request::get(path).body(Body::empty()).unwrap_or_default();
+            let _ = service.clone().oneshot(request).await;
+        }
+    })
+    .await;
+    let seen: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["path"].as_str().unwrap_or_default(),
+                line["level"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("/missing", "WARN"),
+            ("/moved", "INFO"),
+            ("/metrics2", "INFO")
+        ]
+    );
+    assert_eq!(lines[0]["error_type"], "not_found");
+}
+
+#[tokio::test]
+async fn a_dropped_request_is_logged_as_aborted() {
+    let lines = lines(async {
+        let service = stack(service_fn(|_: Request<Body>| async {
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+        let request = Request::post("/slow")
+            .body(Body::from("abc"))
+            .unwrap_or_default();
+        let outcome =
+            tokio::time::timeout(Duration::from_millis(20), service.oneshot(request)).await;
+        assert!(outcome.is_err());
+    })
+    .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status_code"], CLIENT_CLOSED_STATUS);
+    assert_eq!(lines[0]["aborted"], true);
+    assert_eq!(lines[0]["message"], "request aborted");
+    assert_eq!(lines[0]["method"], "POST");
+    assert_eq!(lines[0]["request_bytes"], 3);
+    assert!(
+        lines[0]["duration_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms >= 20.0)
+    );
+}
+
+#[tokio::test]
+async fn user_id_from_the_response_extensions() {
+    let lines = lines(async {
+        let service = stack(service_fn(|_: Request<Body>| async {
+            let mut response = Response::new(Body::empty());
+            response.extensions_mut().insert(UserId::new("u-42"));
+            Ok::<_, Infallible>(response)
+        }));
+        let _ = service
+            .oneshot(Request::get("/me").body(Body::empty()).unwrap_or_default())
+            .await;
+    })
+    .await;
+    assert_eq!(lines[0]["user_id"], "u-42");
+}
