@@ -7,6 +7,18 @@
 //! | `OBSERVE_REQUEST_ID_ALWAYS_GENERATE` | `true` ignores incoming ids (a public edge) | `false` |
 //! | `OBSERVE_SHUTDOWN_TIMEOUT` | how long [`serve`](crate::Observability::serve) drains open requests after SIGTERM/SIGINT, as `25s`, `500ms` or `1m` | [`SHUTDOWN_TIMEOUT`] |
 //! | `RUST_LOG` | the log filter, `tracing-subscriber` directives | [`LOG_FILTER`] |
+//! | `OBSERVE_LOG_FORMAT` | `json` or `pretty` | `pretty` at a terminal, `json` otherwise |
+//! | `OBSERVE_LOG_SCHEMA` | `flat` (`timestamp`, `level`, `request_id`, ...) or `ecs` (`@timestamp`, `log.level`, `http.request.method`, ...) | `flat` |
+//! | `OBSERVE_LOG_FILE` | a log file, as `/var/log/app/app.log` | none |
+//! | `OBSERVE_LOG_OUTPUT` | `stdout`, `file` or `both` | `file` when a file is set, else `stdout` |
+//! | `OBSERVE_LOG_ROTATION` | rotate the file `daily`, `hourly` or `never` (UTC) | `daily` |
+//! | `OBSERVE_LOG_MAX_BYTES` | also rotate before the file passes this size, as `100MB` | none |
+//! | `OBSERVE_LOG_MAX_FILES` | rotated files kept | [`LOG_MAX_FILES`] |
+//! | `OBSERVE_LOG_LOSSLESS` | `true`: a full log queue waits instead of dropping lines (counted in `log_lines_dropped_total`) | `false` |
+//! | `OBSERVE_LOG_QUEUE_CAPACITY` | lines that may wait for the log writer | [`LOG_QUEUE_CAPACITY`] |
+//! | `OBSERVE_LOG_REDACT` | more header, query and field names to redact, comma-separated | the [defaults](observe_log::DEFAULT_REDACTED_HEADERS) |
+//! | `OBSERVE_LOG_EXCLUDE_PATHS` | paths without a request line, comma-separated, `*` for a prefix | [`LOG_EXCLUDED_PATHS`] |
+//! | `OBSERVE_LOG_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` is believed, as `10.0.0.0/8,192.168.1.1` | none |
 //! | `OBSERVE_METRICS_BUCKETS` | duration histogram bounds in seconds, comma-separated | [`HISTOGRAM_BUCKETS`] |
 //! | `OBSERVE_METRICS_NAMING` | `prometheus` (`http_requests_total`, ...) or `otel` (`http_server_request_duration_seconds`, ...) | `prometheus` |
 //! | `OBSERVE_METRICS_TOKEN` | bearer token that [`metrics_router`](crate::Observability::metrics_router) requires | none: open |
@@ -43,6 +55,15 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// The log filter when `RUST_LOG` is not set.
 pub const LOG_FILTER: &str = "info";
+
+pub use observe_log::{
+    DEFAULT_EXCLUDED_PATHS as LOG_EXCLUDED_PATHS, DEFAULT_MAX_FILES as LOG_MAX_FILES,
+    DEFAULT_QUEUE_CAPACITY as LOG_QUEUE_CAPACITY,
+};
+
+/// How long [`serve`](crate::Observability::serve) waits for the log writer
+/// to write every accepted line before it returns.
+pub const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long `serve` goes on accepting after a shutdown signal with readiness
 /// at `503`. Zero: a local Ctrl-C stops at once. Behind a load balancer, set

@@ -7,6 +7,7 @@
 //! | request ids | [`observe_request_id`] | a valid incoming `x-request-id` or a fresh UUID v7 on every request and response |
 //! | error capture | [`observe_errors`] | panics and errors as RFC 9457 problem+json, each reported once |
 //! | metrics | [`observe_metrics`] | RED metrics by route template, `/metrics`, open connections, process metrics, a rolling RED window |
+//! | logs | [`observe_log`] | one JSON line per request and per event, with the request id from span context, written off the request path to stdout or rotating files, secrets redacted |
 //! | health | [`observe_health`] | `/health`, `/health/live`, `/health/ready`: parallel checks with timeouts, cached, readiness off at shutdown |
 //!
 //! [`Observability`] reads its configuration from the environment (see
@@ -15,7 +16,9 @@
 //!
 //! 1. [`RequestIdLayer`](observe_request_id::RequestIdLayer)
 //! 2. [`MetricsLayer`](observe_metrics::MetricsLayer)
-//! 3. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
+//! 3. [`RequestLogLayer`](observe_log::RequestLogLayer): one line per request,
+//!    with the error report of the layer below in it.
+//! 4. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
 //!    panic is a `500` that every outer layer sees.
 //!
 //! # Example
@@ -49,15 +52,18 @@
 mod config;
 pub mod defaults;
 mod layer;
+mod log_config;
 mod observability;
 mod serve;
 
 pub use config::ConfigError;
 pub use layer::{ObserveLayer, ObserveService};
+pub use log_config::LogOutput;
 pub use observability::{Observability, ObservabilityBuilder};
 
 pub use observe_errors::{self as errors, AppError, ErrorReport};
 pub use observe_health::{self as health, Health};
+pub use observe_log::{self as log, LogHandle, UserId};
 pub use observe_metrics::{self as metrics, Metrics, RedSnapshot};
 pub use observe_request_id::{self as request_id, RequestId};
 

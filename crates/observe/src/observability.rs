@@ -4,13 +4,16 @@ use http::HeaderName;
 use observe_errors::ErrorCaptureLayer;
 use observe_health::{DetailsPolicy, Health};
 use observe_metrics::{Metrics, RedSnapshot};
+use observe_log::{
+    FileOutput, FlushTimeout, Format, LogHandle, Logging, Redaction, Schema, TrustedProxy,
+};
 use observe_request_id::RequestIdLayer;
-use tracing_subscriber::EnvFilter;
 
 use crate::{
     ConfigError, ObserveLayer,
     config::Env,
     defaults::{ENVIRONMENT, LOG_FILTER, READINESS_DELAY, SHUTDOWN_TIMEOUT},
+    log_config::{LogOptions, LogOutput, SharedWriter},
 };
 
 /// The handle of a service's observability: its layer, its server, its
@@ -31,6 +34,8 @@ struct Inner {
     metrics_addr: Option<SocketAddr>,
     health: Health,
     readiness_delay: Duration,
+    logging: Logging,
+    dispatch: tracing::Dispatch,
 }
 
 /// Configures [`Observability`]; from [`Observability::builder`].
@@ -47,6 +52,7 @@ pub struct ObservabilityBuilder {
     shutdown_timeout: Option<Duration>,
     log_filter: Option<String>,
     install_subscriber: bool,
+    log: LogOptions,
     histogram_buckets: Option<Vec<f64>>,
     otel_semconv_metrics: Option<bool>,
     metrics_token: Option<String>,
@@ -71,6 +77,7 @@ impl Observability {
             shutdown_timeout: None,
             log_filter: None,
             install_subscriber: true,
+            log: LogOptions::default(),
             histogram_buckets: None,
             otel_semconv_metrics: None,
             metrics_token: None,
@@ -83,6 +90,24 @@ impl Observability {
             readiness_delay: None,
             env: Env::Process,
         }
+    }
+
+    /// The log writer: dropped and written line counts, and a flush.
+    pub fn log_handle(&self) -> &LogHandle {
+        self.inner.logging.handle()
+    }
+
+    /// The subscriber [`init`](ObservabilityBuilder::init) built, installed
+    /// globally unless [`install_subscriber(false)`](ObservabilityBuilder::install_subscriber):
+    /// use it with `tracing::dispatcher::set_default` in tests.
+    pub fn dispatch(&self) -> &tracing::Dispatch {
+        &self.inner.dispatch
+    }
+
+    /// Waits until every log line accepted so far is written, for at most
+    /// `timeout`. [`serve`](Self::serve) does it before returning.
+    pub fn flush_logs(&self, timeout: Duration) -> Result<(), FlushTimeout> {
+        self.inner.logging.handle().flush(timeout)
     }
 
     /// The whole stack as one layer, outermost first in the documented order.
@@ -202,6 +227,81 @@ impl ObservabilityBuilder {
     /// never replaced: when one is already installed, `init` keeps it.
     pub fn install_subscriber(mut self, install: bool) -> Self {
         self.install_subscriber = install;
+        self
+    }
+
+    /// JSON or pretty lines (`OBSERVE_LOG_FORMAT`); default pretty at a
+    /// terminal, JSON otherwise.
+    pub fn log_format(mut self, format: Format) -> Self {
+        self.log.format = Some(format);
+        self
+    }
+
+    /// Flat keys or ECS names (`OBSERVE_LOG_SCHEMA`); default flat.
+    pub fn log_schema(mut self, schema: Schema) -> Self {
+        self.log.schema = Some(schema);
+        self
+    }
+
+    /// Writes logs to a rotating file (`OBSERVE_LOG_FILE` and
+    /// `OBSERVE_LOG_ROTATION`, `OBSERVE_LOG_MAX_BYTES`,
+    /// `OBSERVE_LOG_MAX_FILES`); with [`log_output`](Self::log_output) it can
+    /// go to stdout too.
+    pub fn log_file(mut self, file: FileOutput) -> Self {
+        self.log.file = Some(file);
+        self
+    }
+
+    /// Stdout, the file, or both (`OBSERVE_LOG_OUTPUT`); default the file
+    /// when one is set, stdout otherwise.
+    pub fn log_output(mut self, output: LogOutput) -> Self {
+        self.log.output = Some(output);
+        self
+    }
+
+    /// Writes log lines to `writer` in place of stdout: a pipe, or a buffer
+    /// in tests.
+    pub fn log_writer(mut self, writer: impl std::io::Write + Send + 'static) -> Self {
+        self.log.writer = Some(SharedWriter::new(writer));
+        self
+    }
+
+    /// `true` makes a full log queue wait rather than drop lines
+    /// (`OBSERVE_LOG_LOSSLESS`); default `false`.
+    pub fn log_lossless(mut self, lossless: bool) -> Self {
+        self.log.lossless = Some(lossless);
+        self
+    }
+
+    /// How many lines may wait for the writer (`OBSERVE_LOG_QUEUE_CAPACITY`).
+    pub fn log_queue_capacity(mut self, capacity: usize) -> Self {
+        self.log.queue_capacity = Some(capacity.max(1));
+        self
+    }
+
+    /// Which headers, query parameters and field names are secrets
+    /// (`OBSERVE_LOG_REDACT` adds names to the defaults).
+    pub fn log_redaction(mut self, redaction: Redaction) -> Self {
+        self.log.redaction = Some(redaction);
+        self
+    }
+
+    /// Paths without a request line (`OBSERVE_LOG_EXCLUDE_PATHS`): exact, or
+    /// a prefix ending in `*`. Default `/health*` and `/metrics`.
+    pub fn log_exclude_paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.log.exclude_paths = Some(paths.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-For` names the client in `client_ip`
+    /// (`OBSERVE_LOG_TRUSTED_PROXIES`, as `10.0.0.0/8,192.168.1.1`). Default
+    /// none: the peer address.
+    pub fn log_trusted_proxies(mut self, proxies: impl IntoIterator<Item = TrustedProxy>) -> Self {
+        self.log.trusted_proxies = Some(proxies.into_iter().collect());
         self
     }
 
@@ -351,10 +451,6 @@ impl ObservabilityBuilder {
                     .unwrap_or_else(|| LOG_FILTER.to_owned()),
             ),
         };
-        let filter = EnvFilter::builder()
-            .parse(&filter)
-            .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
-
         let readiness_delay = match self.readiness_delay {
             Some(delay) => delay,
             None => env
@@ -367,14 +463,15 @@ impl ObservabilityBuilder {
                 ConfigError::new("install_metrics_recorder", "true", error.to_string())
             })?;
         }
+        let log = self.log.build(env, &self.service_name, &environment, &metrics.registry)?;
+        let dispatch = log
+            .logging
+            .dispatch(&filter)
+            .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
         if self.install_subscriber {
             // An application or a test harness may own the global subscriber
             // already; theirs wins.
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_target(true)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .try_init();
+            let _ = tracing::dispatcher::set_global_default(dispatch.clone());
         }
 
         let layer = ObserveLayer {
@@ -382,7 +479,9 @@ impl ObservabilityBuilder {
                 .header_name(request_id_header)
                 .always_generate(always_generate),
             metrics: metrics.registry.layer(),
-            errors: ErrorCaptureLayer::new(),
+            request_log: log.request_log,
+            // The request log writes each error into its line, once.
+            errors: ErrorCaptureLayer::new().log_errors(false),
         };
         Ok(Observability {
             inner: Arc::new(Inner {
@@ -395,6 +494,8 @@ impl ObservabilityBuilder {
                 metrics_addr: metrics.addr,
                 health,
                 readiness_delay,
+                logging: log.logging,
+                dispatch,
             }),
         })
     }

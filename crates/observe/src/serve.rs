@@ -10,7 +10,8 @@ impl Observability {
     /// `/health/ready` to `503`, waits the
     /// [`readiness_delay`](Self::readiness_delay), stops accepting, lets open
     /// requests finish for at most
-    /// [`shutdown_timeout`](Self::shutdown_timeout), and returns.
+    /// [`shutdown_timeout`](Self::shutdown_timeout), flushes the log writer,
+    /// and returns.
     ///
     /// Handlers can read the peer address with
     /// `axum::extract::ConnectInfo<SocketAddr>`. Open connections are counted
@@ -44,7 +45,20 @@ impl Observability {
         if let Some(metrics_server) = metrics_server {
             metrics_server.stop().await;
         }
+        self.flush_logs_off_runtime().await;
         result
+    }
+
+    /// Every accepted log line out before the process exits; the wait is on
+    /// a blocking thread, not on the runtime.
+    async fn flush_logs_off_runtime(&self) {
+        let handle = self.log_handle().clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || handle.flush(crate::defaults::LOG_FLUSH_TIMEOUT))
+                .await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            eprintln!("observe: the log writer did not finish before the flush timeout");
+        }
     }
 
     async fn serve_app<F>(&self, listener: TcpListener, app: Router, shutdown: F) -> io::Result<()>

@@ -103,6 +103,11 @@ impl FileOutput {
         self
     }
 
+    /// The path of the active file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     pub(crate) fn open(self) -> io::Result<RollingFile> {
         RollingFile::open(self, SystemTime::now)
     }
