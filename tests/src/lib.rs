@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod fixture;
+pub mod logs;
 pub mod prometheus;
 
 use std::{net::SocketAddr, time::Duration};

@@ -3,10 +3,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use http::HeaderName;
 use observe_errors::ErrorCaptureLayer;
 use observe_health::{DetailsPolicy, Health};
-use observe_metrics::{Metrics, RedSnapshot};
 use observe_log::{
     FileOutput, FlushTimeout, Format, LogHandle, Logging, Redaction, Schema, TrustedProxy,
 };
+use observe_metrics::{Metrics, RedSnapshot};
 use observe_request_id::RequestIdLayer;
 
 use crate::{
@@ -463,7 +463,9 @@ impl ObservabilityBuilder {
                 ConfigError::new("install_metrics_recorder", "true", error.to_string())
             })?;
         }
-        let log = self.log.build(env, &self.service_name, &environment, &metrics.registry)?;
+        let log = self
+            .log
+            .build(env, &self.service_name, &environment, &metrics.registry)?;
         let dispatch = log
             .logging
             .dispatch(&filter)
