@@ -136,7 +136,7 @@ impl Formatter {
             &Level::WARN,
             "observe_log",
             &message,
-            &Ids::default(),
+            [None; 3],
             "",
             &fields,
         );
@@ -150,7 +150,7 @@ impl Formatter {
         level: &Level,
         target: &str,
         message: &str,
-        ids: &Ids,
+        ids: [Option<&str>; 3],
         span_fields: &str,
         fields: &str,
     ) {
@@ -169,7 +169,7 @@ impl Formatter {
         level: &Level,
         target: &str,
         message: &str,
-        ids: &Ids,
+        ids: [Option<&str>; 3],
         span_fields: &str,
         fields: &str,
     ) {
@@ -205,7 +205,7 @@ impl Formatter {
         } else {
             ["request_id", "trace_id", "span_id"]
         };
-        for (key, value) in keys.into_iter().zip(ids.iter()) {
+        for (key, value) in keys.into_iter().zip(ids) {
             if let Some(value) = value {
                 out.push_str(",\"");
                 out.push_str(key);
@@ -225,7 +225,7 @@ impl Formatter {
         level: &Level,
         target: &str,
         message: &str,
-        ids: &Ids,
+        ids: [Option<&str>; 3],
         span_fields: &str,
         fields: &str,
     ) {
@@ -253,10 +253,7 @@ impl Formatter {
         out.push_str(message);
         out.push_str(span_fields);
         out.push_str(fields);
-        for (key, value) in ["request_id", "trace_id", "span_id"]
-            .into_iter()
-            .zip(ids.iter())
-        {
+        for (key, value) in ["request_id", "trace_id", "span_id"].into_iter().zip(ids) {
             if let Some(value) = value {
                 out.push(' ');
                 out.push_str(key);
@@ -371,9 +368,12 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let span = ctx.event_span(event);
-        let data = span
+        // Borrowed for the length of the formatting: a per-span lock, never
+        // contended, in place of cloning the ids.
+        let extensions = span.as_ref().map(|span| span.extensions());
+        let data = extensions
             .as_ref()
-            .and_then(|span| span.extensions().get::<SpanData>().cloned());
+            .and_then(|extensions| extensions.get::<SpanData>());
         let formatter = &*self.formatter;
         let format = |buffers: &mut Buffers| {
             let Buffers {
@@ -387,22 +387,21 @@ where
             let mut visitor = FieldVisitor::new(formatter, fields);
             visitor.message = Some(message);
             event.record(&mut visitor);
-            let mut ids = data
-                .as_ref()
-                .map(|data| data.ids.clone())
-                .unwrap_or_default();
-            for (slot, value) in [
-                (&mut ids.request_id, visitor.ids.request_id),
-                (&mut ids.trace_id, visitor.ids.trace_id),
-                (&mut ids.span_id, visitor.ids.span_id),
-            ] {
+            let from_event = visitor.ids;
+            let from_span = data.map(|data| data.ids.iter()).unwrap_or_default();
+            let mut ids = from_span;
+            for (slot, value) in ids.iter_mut().zip(from_event.iter()) {
                 if slot.is_none() {
                     *slot = value;
                 }
             }
-            if ids.request_id.is_none() {
-                // Outside any span, the id of the request being polled.
-                ids.request_id = observe_request_id::current().map(|id| Arc::from(id.as_str()));
+            // Outside any request span, the id of the request being polled.
+            let scoped = match ids[0] {
+                None => observe_request_id::current(),
+                Some(_) => None,
+            };
+            if let Some(scoped) = &scoped {
+                ids[0] = Some(scoped.as_str());
             }
             let metadata = event.metadata();
             formatter.line(
@@ -410,8 +409,8 @@ where
                 metadata.level(),
                 metadata.target(),
                 message,
-                &ids,
-                data.as_ref().map_or("", |data| &data.fields),
+                ids,
+                data.map_or("", |data| &data.fields),
                 fields,
             );
             self.sink.send(line.as_bytes());

@@ -10,11 +10,42 @@ use std::fmt;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of the 8 bytes in `word` is zero (may flag more than one).
+const fn has_zero(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGHS
+}
+
+/// Whether any byte of `word` may need escaping: a control character, `"`,
+/// `\`, DEL, or a non-ASCII byte (checked one by one: most are fine).
+const fn needs_a_look(word: u64) -> bool {
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (below_space
+        | has_zero(word ^ (ONES * b'"' as u64))
+        | has_zero(word ^ (ONES * b'\\' as u64))
+        | has_zero(word ^ (ONES * 0x7f))
+        | (word & HIGHS))
+        != 0
+}
+
 /// Appends `text` to `out` as the inside of a JSON string.
 pub(crate) fn escape_into(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let mut start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
+    let mut index = 0;
+    while index < bytes.len() {
+        // Eight plain ASCII bytes at a time: the common case.
+        if let Some(chunk) = bytes.get(index..index + 8) {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            if !needs_a_look(u64::from_le_bytes(word)) {
+                index += 8;
+                continue;
+            }
+        }
+        let byte = bytes[index];
         let escape: &str = match byte {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -22,34 +53,35 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
             b'\r' => "\\r",
             b'\t' => "\\t",
             0x00..=0x1f | 0x7f => "",
-            // The first byte of U+2028 and U+2029 (E2 80 A8 / E2 80 A9).
-            0xe2 if matches!(bytes.get(index + 1..index + 3), Some([0x80, 0xa8 | 0xa9])) => "",
-            _ => continue,
-        };
-        out.push_str(&text[start..index]);
-        if escape.is_empty() {
-            if byte == 0xe2 {
-                // `index + 3` is a char boundary: the three bytes were matched above.
-                let separator = if bytes[index + 2] == 0xa8 {
+            // U+2028 and U+2029 (E2 80 A8 / E2 80 A9).
+            0xe2 if matches!(bytes.get(index + 1..index + 3), Some([0x80, 0xa8 | 0xa9])) => {
+                out.push_str(&text[start..index]);
+                out.push_str(if bytes[index + 2] == 0xa8 {
                     "\\u2028"
                 } else {
                     "\\u2029"
-                };
-                out.push_str(separator);
-                start = index + 3;
+                });
+                index += 3;
+                start = index;
                 continue;
             }
+            _ => {
+                index += 1;
+                continue;
+            }
+        };
+        out.push_str(&text[start..index]);
+        if escape.is_empty() {
             out.push_str("\\u00");
             out.push(char::from(HEX[usize::from(byte >> 4)]));
             out.push(char::from(HEX[usize::from(byte & 0xf)]));
         } else {
             out.push_str(escape);
         }
-        start = index + 1;
+        index += 1;
+        start = index;
     }
-    // A U+2028 just handled may have moved `start` past the end of a skipped
-    // run; slicing from it is still on a boundary.
-    out.push_str(&text[start.min(text.len())..]);
+    out.push_str(&text[start..]);
 }
 
 /// Appends `"text"`.
@@ -119,6 +151,26 @@ mod tests {
         assert!(!line.contains('\n') && !line.contains('\r'));
         let parsed: String = serde_json::from_str(&line).unwrap_or_default();
         assert_eq!(parsed, text);
+    }
+
+    #[test]
+    fn escapes_are_found_at_every_offset_of_a_word() {
+        for special in [
+            "\"", "\\", "\n", "\u{0}", "\u{7f}", "\u{1f}", "é", "\u{2028}",
+        ] {
+            for at in 0..20 {
+                let text = format!("{}{special}{}", "a".repeat(at), "b".repeat(20 - at));
+                let line = escaped(&text);
+                let parsed: String = serde_json::from_str(&line).unwrap_or_default();
+                assert_eq!(parsed, text, "{line}");
+                assert!(
+                    !line
+                        .chars()
+                        .any(|c| u32::from(c) < 0x20 || c == '\u{7f}' || c == '\u{2028}'),
+                    "{special:?} at {at}: {line}"
+                );
+            }
+        }
     }
 
     #[test]

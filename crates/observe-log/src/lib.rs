@@ -66,7 +66,7 @@ pub use request::{
     CLIENT_CLOSED_STATUS, InvalidProxy, LINE_TARGET, RequestLog, RequestLogLayer, ResponseFuture,
     SPAN_TARGET, TrustedProxy, UserId,
 };
-pub use writer::{FileOutput, FlushTimeout, LogHandle, Rotation};
+pub use writer::{FileOutput, FlushTimeout, LogHandle, Rotation, WRITER_POLL_INTERVAL};
 
 use format::Formatter;
 use writer::Destination;

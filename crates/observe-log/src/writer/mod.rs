@@ -5,6 +5,12 @@
 //! and counted (or, in lossless mode, the logging thread waits). After a run
 //! of drops, once the writer has caught up, it writes one warning that says
 //! how many lines were lost.
+//!
+//! The writer is not woken for each line: waking a sleeping thread is a
+//! system call, about a microsecond, which would be most of a request line's
+//! cost. It drains the queue every [`WRITER_POLL_INTERVAL`] instead, and is
+//! woken early only when the queue is full or a flush asks for it. A line
+//! reaches its output at most that interval after it was logged.
 
 mod rolling;
 
@@ -13,9 +19,9 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering::Relaxed},
-        mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
+        mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError},
     },
-    thread,
+    thread::{self, Thread},
     time::{Duration, Instant},
 };
 
@@ -24,6 +30,9 @@ pub use rolling::{FileOutput, Rotation};
 
 /// How long [`LogHandle::flush`] waits for room in a full queue between tries.
 const FLUSH_RETRY: Duration = Duration::from_millis(1);
+
+/// How often the writer thread looks at the queue when nobody wakes it.
+pub const WRITER_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What the writer thread writes to.
 pub(crate) enum Destination {
@@ -71,27 +80,32 @@ pub(crate) struct Sink {
     sender: SyncSender<Message>,
     lossless: bool,
     shared: Arc<Shared>,
+    writer: Thread,
 }
 
 impl Sink {
     /// Queues one finished line (with its newline).
     pub(crate) fn send(&self, line: &[u8]) {
-        let message = Message::Line(line.to_vec());
+        match self.sender.try_send(Message::Line(line.to_vec())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(message)) => self.full(message),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn full(&self, message: Message) {
+        self.writer.unpark();
         if self.lossless {
             // Only fails once the writer thread is gone: nothing to write to.
             let _ = self.sender.send(message);
             return;
         }
-        match self.sender.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.shared.dropped.fetch_add(1, Relaxed);
-                self.shared.unreported.fetch_add(1, Relaxed);
-                if let Some(counter) = &self.shared.dropped_counter {
-                    counter.increment(1);
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => {}
+        self.shared.dropped.fetch_add(1, Relaxed);
+        self.shared.unreported.fetch_add(1, Relaxed);
+        if let Some(counter) = &self.shared.dropped_counter {
+            counter.increment(1);
         }
     }
 }
@@ -156,7 +170,9 @@ impl LogHandle {
         let (done, flushed) = mpsc::sync_channel(1);
         let mut message = Message::Flush(done);
         loop {
-            match self.sink.sender.try_send(message) {
+            let sent = self.sink.sender.try_send(message);
+            self.sink.writer.unpark();
+            match sent {
                 Ok(()) => break,
                 // The writer is gone: nothing is left to flush.
                 Err(TrySendError::Disconnected(_)) => return Ok(()),
@@ -198,14 +214,17 @@ pub(crate) fn start(
         shared: shared.clone(),
         summary,
     };
-    thread::Builder::new()
+    let writer = thread::Builder::new()
         .name("observe-log-writer".to_owned())
-        .spawn(move || writer.run(receiver))?;
+        .spawn(move || writer.run(receiver))?
+        .thread()
+        .clone();
     Ok(LogHandle {
         sink: Sink {
             sender,
             lossless,
             shared,
+            writer,
         },
     })
 }
@@ -224,18 +243,29 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, receiver: Receiver<Message>) {
-        // Ends when every sender is gone.
-        while let Ok(message) = receiver.recv() {
-            self.handle(message);
-            // Everything already queued goes out before the one flush.
-            while let Ok(message) = receiver.try_recv() {
-                self.handle(message);
+        loop {
+            // Everything queued goes out before one flush.
+            let mut wrote = false;
+            let disconnected = loop {
+                match receiver.try_recv() {
+                    Ok(message) => {
+                        self.handle(message);
+                        wrote = true;
+                    }
+                    Err(TryRecvError::Empty) => break false,
+                    // Every sender is gone: nothing more will come.
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
+            if wrote || disconnected {
+                self.report_drops();
+                self.flush();
             }
-            self.report_drops();
-            self.flush();
+            if disconnected {
+                return;
+            }
+            thread::park_timeout(WRITER_POLL_INTERVAL);
         }
-        self.report_drops();
-        self.flush();
     }
 
     fn handle(&mut self, message: Message) {
