@@ -162,3 +162,23 @@ impl LogBuffer {
         found[0].to_owned()
     }
 }
+
+/// A log destination that takes `delay` over every write: a slow disk.
+#[derive(Clone)]
+pub struct SlowWriter {
+    /// How long each write takes.
+    pub delay: std::time::Duration,
+    /// What was written.
+    pub buffer: LogBuffer,
+}
+
+impl io::Write for SlowWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        std::thread::sleep(self.delay);
+        self.buffer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

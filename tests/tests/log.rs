@@ -26,7 +26,7 @@ use observe::{
 };
 use observe_tests::{
     TestServer, http_get,
-    logs::{LogBuffer, StalledWriter, keys_in_order, runtime_with},
+    logs::{LogBuffer, SlowWriter, StalledWriter, keys_in_order, runtime_with},
     post_json, prometheus, raw_exchange, raw_header,
 };
 use serde_json::Value;
@@ -78,8 +78,27 @@ async fn echo(Path(text): Path<String>) -> &'static str {
     "ok"
 }
 
+async fn panicking() -> &'static str {
+    let detail = String::from("the parser lost its place");
+    if !detail.is_empty() {
+        panic!("{detail}");
+    }
+    "unreachable"
+}
+
+async fn burst() -> &'static str {
+    for line in 0..BURST {
+        tracing::info!(line, "burst");
+    }
+    "ok"
+}
+
+const BURST: usize = 300;
+
 fn app() -> Router {
     Router::new()
+        .route("/panic", get(panicking))
+        .route("/burst", get(burst))
         .route("/users/{id}", get(user))
         .route(
             "/jobs",
@@ -630,4 +649,129 @@ fn the_ecs_schema_uses_ecs_names() {
     assert_eq!(traced["trace.id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(traced["span.id"], "00f067aa0ba902b7");
     assert_eq!(traced["log.level"], "info");
+}
+
+#[test]
+fn a_panic_is_one_error_line_with_its_message_and_location() {
+    let buffer = LogBuffer::default();
+    let obs = builder().log_writer(buffer.clone()).init().unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let server = TestServer::start(&obs, full_app(&obs)).await;
+        let reply = http_get(&server.url("/panic"), &[]).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        // The client sees none of it.
+        assert!(!String::from_utf8_lossy(&reply.body).contains("lost its place"));
+        server.stop(Duration::from_secs(10)).await.unwrap();
+        let lines = buffer.request_lines();
+        let line = line_of(&lines, reply.header("x-request-id"));
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["status_code"], 500);
+        assert_eq!(line["endpoint"], "/panic");
+        assert_eq!(line["error_type"], "panic");
+        assert_eq!(line["error_message"], "the parser lost its place");
+        assert_eq!(line["panic"], true);
+        let context: Value = serde_json::from_str(line["context"].as_str().unwrap()).unwrap();
+        let location = context["location"].as_str().unwrap();
+        assert!(location.starts_with("tests/tests/log.rs:"), "{location}");
+        let mentions = buffer
+            .lines()
+            .iter()
+            .filter(|line| line.get("error_type").is_some())
+            .count();
+        assert_eq!(mentions, 1);
+    });
+}
+
+#[test]
+fn serve_flushes_every_accepted_line_before_it_returns() {
+    let slow = SlowWriter {
+        delay: Duration::from_millis(1),
+        buffer: LogBuffer::default(),
+    };
+    let obs = builder().log_writer(slow.clone()).init().unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let server = TestServer::start(&obs, full_app(&obs)).await;
+        let reply = http_get(&server.url("/burst"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        // At a millisecond a line, the writer is far behind here.
+        let written_before_stop = slow.buffer.lines().len();
+        assert!(written_before_stop < BURST, "{written_before_stop}");
+        server.stop(Duration::from_secs(20)).await.unwrap();
+        let lines = slow.buffer.lines();
+        let bursts = lines
+            .iter()
+            .filter(|line| line["message"] == "burst")
+            .count();
+        assert_eq!(bursts, BURST);
+        assert_eq!(slow.buffer.request_lines().len(), 1);
+        assert_eq!(
+            lines.last().unwrap()["message"],
+            "drained, shutdown complete"
+        );
+    });
+}
+
+#[test]
+fn rust_log_filters_events_but_never_the_request_id() {
+    let buffer = LogBuffer::default();
+    let obs = builder()
+        .log_writer(buffer.clone())
+        .env_vars([("RUST_LOG", "warn")])
+        .init()
+        .unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let app = Router::new()
+            .route(
+                "/",
+                get(|| async {
+                    tracing::info!("filtered out");
+                    tracing::warn!("kept");
+                    "ok"
+                }),
+            )
+            .layer(obs.layer());
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        obs.flush_logs(Duration::from_secs(5)).unwrap();
+        let lines = buffer.lines();
+        // The INFO request line is filtered too; the warning keeps its id.
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert_eq!(lines[0]["message"], "kept");
+        assert_eq!(lines[0]["request_id"], id.as_str());
+    });
+}
+
+#[test]
+fn forwarded_for_names_the_client_behind_a_trusted_proxy() {
+    let buffer = LogBuffer::default();
+    let obs = builder()
+        .log_writer(buffer.clone())
+        .env_vars([("OBSERVE_LOG_TRUSTED_PROXIES", "127.0.0.0/8, ::1")])
+        .init()
+        .unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let server = TestServer::start(&obs, full_app(&obs)).await;
+        let reply = http_get(
+            &server.url("/users/1"),
+            &[("x-forwarded-for", "198.51.100.7, 203.0.113.9")],
+        )
+        .await;
+        server.stop(Duration::from_secs(10)).await.unwrap();
+        let lines = buffer.request_lines();
+        let line = line_of(&lines, reply.header("x-request-id"));
+        // The rightmost address the trusted proxy saw; the left one is the
+        // client's own claim.
+        assert_eq!(line["client_ip"], "203.0.113.9");
+    });
 }

@@ -625,3 +625,133 @@ fn ecs_name(name: &str) -> &str {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io,
+        sync::{Arc, Mutex, PoisonError},
+        time::Duration,
+    };
+
+    use crate::{Format, Logging, Schema};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(format: Format, schema: Schema, ansi: bool, log: impl FnOnce()) -> String {
+        let buffer = Buffer::default();
+        let logging = Logging::builder("svc")
+            .format(format)
+            .schema(schema)
+            .ansi(ansi)
+            .writer(buffer.clone())
+            .build()
+            .unwrap_or_else(|error| panic!("{error}"));
+        let dispatch = logging
+            .dispatch("trace")
+            .unwrap_or_else(|error| panic!("{error}"));
+        tracing::dispatcher::with_default(&dispatch, log);
+        assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
+        let bytes = buffer
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    #[test]
+    fn pretty_lines_are_one_line_each_with_the_ids_last() {
+        let text = logged(Format::Pretty, Schema::Flat, false, || {
+            let span = tracing::info_span!("request", request_id = "r-1", group = 42);
+            span.in_scope(|| {
+                tracing::warn!(text = "a\r\nb", count = 3, ok = true, "parsed\nnot");
+            });
+        });
+        let line = text.strip_suffix('\n').unwrap_or_default();
+        assert!(!line.contains('\n'), "{text:?}");
+        let (timestamp, rest) = line.split_once(' ').unwrap_or_default();
+        assert_eq!(timestamp.len(), 27);
+        assert_eq!(
+            rest,
+            " WARN observe_log::format::tests: parsed\\nnot group=42 text=\"a\\r\\nb\" count=3 ok=true request_id=r-1"
+        );
+    }
+
+    #[test]
+    fn pretty_lines_are_coloured_only_when_asked() {
+        let coloured = logged(Format::Pretty, Schema::Flat, true, || {
+            tracing::error!("boom")
+        });
+        assert!(
+            coloured.contains("\u{1b}[31mERROR\u{1b}[0m"),
+            "{coloured:?}"
+        );
+        let plain = logged(Format::Pretty, Schema::Flat, false, || {
+            tracing::error!("boom")
+        });
+        assert!(!plain.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn json_fields_of_every_kind() {
+        let text = logged(Format::Json, Schema::Flat, false, || {
+            let error = io::Error::other("disk full");
+            tracing::debug!(
+                signed = -5i64,
+                big = u128::MAX,
+                ratio = 0.25,
+                not_a_number = f64::NAN,
+                flag = false,
+                error = &error as &(dyn std::error::Error + 'static),
+                debug = ?Some("x"),
+                password = "hunter2",
+                "kinds"
+            );
+        });
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap_or_default();
+        assert_eq!(line["level"], "DEBUG");
+        assert_eq!(line["message"], "kinds");
+        assert_eq!(line["signed"], -5);
+        assert!(text.contains(&format!("\"big\":{}", u128::MAX)));
+        assert_eq!(line["ratio"], 0.25);
+        assert_eq!(line["not_a_number"], "NaN");
+        assert_eq!(line["flag"], false);
+        assert_eq!(line["error"], "disk full");
+        assert_eq!(line["debug"], "Some(\"x\")");
+        assert_eq!(line["password"], "[REDACTED]");
+        assert!(line.get("request_id").is_none());
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn span_fields_and_ids_reach_nested_spans_and_later_records() {
+        let text = logged(Format::Json, Schema::Flat, false, || {
+            let outer =
+                tracing::info_span!("outer", request_id = "r-9", user = tracing::field::Empty);
+            let _outer = outer.enter();
+            outer.record("user", "u-1");
+            let inner = tracing::debug_span!("inner", step = "fetch");
+            inner.in_scope(|| tracing::info!("nested"));
+        });
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap_or_default();
+        assert_eq!(line["request_id"], "r-9");
+        assert_eq!(line["user"], "u-1");
+        assert_eq!(line["step"], "fetch");
+    }
+}
