@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Criterion micro-benchmarks of every layer, each beside the bare service and
-# beside the tower-http layer that does the same job.
+# beside the tower-http layer that does the same job (benches/layers.rs), and
+# of the request log and its writer (benches/logs.rs).
 #
 #   ./scripts/bench.sh              # 3 rounds of every benchmark, then a summary
 #   ./scripts/bench.sh --quick      # 1 short round, for a rough look
@@ -100,15 +101,18 @@ if command -v taskset >/dev/null 2>&1 && [[ "$(nproc)" -gt 1 ]]; then
   pin=(taskset -c 1)
 fi
 
-cargo bench --locked -p observe-tests --bench layers --no-run
+benches=(layers logs)
+cargo bench --locked -p observe-tests "${benches[@]/#/--bench=}" --no-run
 results="target/bench-rounds.tsv"
 : >"$results"
 stamp="target/bench-round.stamp"
 for round in $(seq 1 "$rounds"); do
   echo "==> round $round of $rounds"
   touch "$stamp"
-  "${pin[@]}" cargo bench --locked -p observe-tests --bench layers -- "${criterion_args[@]}" ${BENCH_FILTER:+"$BENCH_FILTER"} |
-    grep -E 'time:' || true
+  for bench in "${benches[@]}"; do
+    "${pin[@]}" cargo bench --locked -p observe-tests --bench "$bench" -- "${criterion_args[@]}" ${BENCH_FILTER:+"$BENCH_FILTER"} |
+      grep -E 'time:|thrpt:' || true
+  done
   # Only what this round measured, not what an earlier, filtered run left.
   for estimates in $(find target/criterion -path '*/new/estimates.json' -newer "$stamp"); do
     name=$(basename "$(dirname "$(dirname "$estimates")")")
@@ -162,6 +166,21 @@ for name, budget in (("metrics_paired_identity_layer", None), ("metrics_paired_o
         per_round = " ".join(f"+{m:.0f}" for m in means)
         verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
         print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
+print()
+print()
+print("request log line: its cost over RequestIdLayer alone, paired (criterion mean per round)")
+for name, budget in (("request_log_paired_observe", 1500), ("request_log_paired_observe_lossless", 1500),
+                     ("request_log_paired_tower_http_trace_json", None)):
+    means = [r[name] for r in rounds.values() if name in r]
+    if means:
+        per_round = " ".join(f"+{m:.0f}" for m in means)
+        verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
+        print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
+means = [r["file_lines"] for r in rounds.values() if "file_lines" in r]
+if means:
+    rates = [1e9 / m for m in means]
+    worst = min(rates)
+    print(f"{'log_writer_file_lines':40} {' '.join(f'{x / 1e3:.0f}k' for x in rates):>30} lines/s, worst {worst / 1e3:.0f}k, budget 500k {'ok' if worst >= 500e3 else 'OVER'}")
 print()
 for name in ("metrics_render_10k_http_series", "metrics_render_10k_facade_series"):
     means = [r[name] for r in rounds.values() if name in r]

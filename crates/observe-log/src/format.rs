@@ -477,7 +477,18 @@ impl<'a> FieldVisitor<'a> {
             Schema::Ecs => ecs_name(name),
             Schema::Flat => name,
         };
-        if json {
+        // A field named like a key every line has would make a duplicate key.
+        let key = if json && RESERVED_KEYS.contains(&key) {
+            self.out.push_str(",\"fields.");
+            escape_into(self.out, key);
+            self.out.push_str("\":");
+            ""
+        } else {
+            key
+        };
+        if key.is_empty() {
+            // Written above, prefixed.
+        } else if json {
             self.out.push_str(",\"");
             escape_into(self.out, key);
             self.out.push_str("\":");
@@ -605,6 +616,21 @@ impl Visit for FieldVisitor<'_> {
     }
 }
 
+/// Keys the line itself writes, in either schema.
+const RESERVED_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "target",
+    "service",
+    "environment",
+    "@timestamp",
+    "log.level",
+    "log.logger",
+    "service.name",
+    "service.environment",
+    "ecs.version",
+];
+
 /// The ECS name of a field, where ECS has one.
 fn ecs_name(name: &str) -> &str {
     match name {
@@ -721,6 +747,7 @@ mod tests {
                 error = &error as &(dyn std::error::Error + 'static),
                 debug = ?Some("x"),
                 password = "hunter2",
+                service = "other",
                 "kinds"
             );
         });
@@ -735,6 +762,9 @@ mod tests {
         assert_eq!(line["error"], "disk full");
         assert_eq!(line["debug"], "Some(\"x\")");
         assert_eq!(line["password"], "[REDACTED]");
+        assert_eq!(line["service"], "svc");
+        assert_eq!(line["fields.service"], "other");
+        assert_eq!(text.matches("\"service\":").count(), 1);
         assert!(line.get("request_id").is_none());
         assert!(!text.contains("hunter2"));
     }

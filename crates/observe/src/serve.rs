@@ -35,12 +35,8 @@ impl Observability {
     {
         let address = listener.local_addr()?;
         let metrics_server = self.start_metrics_server().await?;
-        tracing::info!(
-            service = self.service_name(),
-            environment = self.environment(),
-            %address,
-            "listening"
-        );
+        // Service and environment are on every line already.
+        tracing::info!(%address, "listening");
         let result = self.serve_app(listener, app, shutdown).await;
         if let Some(metrics_server) = metrics_server {
             metrics_server.stop().await;
