@@ -775,3 +775,69 @@ fn forwarded_for_names_the_client_behind_a_trusted_proxy() {
         assert_eq!(line["client_ip"], "203.0.113.9");
     });
 }
+
+#[test]
+fn obs_router_logs_and_ids_unmatched_requests_and_keeps_probes_out() {
+    let buffer = LogBuffer::default();
+    let obs = builder().log_writer(buffer.clone()).init().unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = {
+            let obs = obs.clone();
+            let app = obs.router(app());
+            tokio::spawn(async move {
+                obs.serve_with_shutdown(listener, app, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        };
+        let url = |path: &str| format!("http://{addr}{path}");
+        let missing = http_get(&url("/no/such/route"), &[]).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert_eq!(missing.header("content-type"), "application/problem+json");
+        let problem: Value = missing.json();
+        assert_eq!(problem["request_id"], missing.header("x-request-id"));
+        let user = http_get(&url("/users/5"), &[]).await;
+        assert_eq!(user.status, StatusCode::OK);
+        for probe in ["/metrics", "/health", "/health/live"] {
+            let reply = http_get(&url(probe), &[]).await;
+            assert_eq!(reply.status, StatusCode::OK, "{probe}");
+            // Outside the stack: no id, no line.
+            assert!(reply.headers.get("x-request-id").is_none(), "{probe}");
+        }
+        let scrape = http_get(&url("/metrics"), &[]).await;
+        let samples = prometheus::samples(std::str::from_utf8(&scrape.body).unwrap());
+        assert_eq!(
+            prometheus::sum(
+                &samples,
+                "http_requests_total",
+                &[("endpoint", "unmatched")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            prometheus::sum(
+                &samples,
+                "http_requests_total",
+                &[("endpoint", "/users/{id}")]
+            ),
+            1.0
+        );
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        let lines = buffer.request_lines();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        let line = line_of(&lines, missing.header("x-request-id"));
+        assert_eq!(line["endpoint"], "unmatched");
+        assert_eq!(line["status_code"], 404);
+        assert_eq!(line["path"], "/no/such/route");
+        assert_eq!(
+            line_of(&lines, user.header("x-request-id"))["endpoint"],
+            "/users/{id}"
+        );
+    });
+}

@@ -38,11 +38,9 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let obs = observe::Observability::builder("my-service").init()?;
-//!     let app = Router::new()
-//!         .route("/hello/{name}", get(hello))
-//!         .layer(obs.layer())
-//!         .merge(obs.metrics_router())
-//!         .merge(obs.health_router());
+//!     // The whole stack around the app, unmatched requests included;
+//!     // /metrics and /health* beside it.
+//!     let app = obs.router(Router::new().route("/hello/{name}", get(hello)));
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     obs.serve(listener, app).await?;
 //!     Ok(())

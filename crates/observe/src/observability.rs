@@ -110,6 +110,36 @@ impl Observability {
         self.inner.logging.handle().flush(timeout)
     }
 
+    /// `app` ready to serve: the whole stack around it, unmatched requests
+    /// included (a problem+json `404` with a request id, counted and
+    /// logged), and `/metrics` and `/health*` beside it, outside the stack.
+    ///
+    /// Prefer it to `app.layer(obs.layer()).merge(obs.metrics_router())`: a
+    /// merge keeps axum's default fallback, the one without the layer, so
+    /// requests no route matches would get a bare `404` without an id and go
+    /// uncounted and unlogged. Here the application's own fallback, if it
+    /// has one, still answers them.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    ///
+    /// # fn main() -> Result<(), observe::ConfigError> {
+    /// let obs = observe::Observability::builder("my-service")
+    ///     .install_subscriber(false)
+    ///     .install_metrics_recorder(false)
+    ///     .init()?;
+    /// let app = obs.router(Router::new().route("/", get(|| async { "hello" })));
+    /// # let _ = app;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn router(&self, app: axum::Router) -> axum::Router {
+        axum::Router::new()
+            .merge(self.metrics_router())
+            .merge(self.health_router())
+            .fallback_service(app.layer(self.layer()))
+    }
+
     /// The whole stack as one layer, outermost first in the documented order.
     pub fn layer(&self) -> ObserveLayer {
         self.inner.layer.clone()

@@ -23,10 +23,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         observe::health::MemoryCheck::new(),
         observe::health::CheckOptions::new().critical(false),
     );
-    let app = vk_parser::app(vk_parser::AppState::new())
-        .layer(obs.layer())
-        .merge(obs.metrics_router())
-        .merge(obs.health_router());
+    let app = obs.router(vk_parser::app(vk_parser::AppState::new()));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|error| format!("cannot listen on VK_PARSER_ADDR={}: {error}", config.addr))?;
