@@ -5,9 +5,10 @@
 //!   that formats events (flat keys or [ECS](Schema::Ecs), JSON or
 //!   [pretty](Format::Pretty)), and a writer thread behind a bounded queue
 //!   that writes to stdout, a [rotating file](FileOutput) or any
-//!   [`Write`](std::io::Write). [`LogHandle`] counts dropped lines and
+//!   `std::io::Write`. [`LogHandle`] counts dropped lines and
 //!   flushes at shutdown.
-//! - [`RequestLogLayer`] writes one line per finished request.
+//! - [`RequestLogLayer`] writes one line per finished request; the
+//!   [`request`] module documents the line.
 //! - [`Redaction`] keeps secrets (`authorization`, `cookie`, `token`, ...) out
 //!   of every line.
 //!
@@ -43,7 +44,7 @@
 mod format;
 mod json;
 mod redact;
-mod request;
+pub mod request;
 mod time;
 mod writer;
 
