@@ -6,18 +6,17 @@
 //! every figure, the bare one too, so the differences are the layers' cost.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::{
-    convert::Infallible,
-    hint::black_box,
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::{convert::Infallible, time::Duration};
 
 use axum::{Router, extract::Path, http::StatusCode};
+use common::{paired, run_router};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use http::{Request, Response};
 use observe::{Metrics, errors::ErrorCaptureLayer, request_id::RequestIdLayer};
-use observe_tests::fixture::{bare, panicking, routed, router, with_id, without_id};
+use observe_tests::fixture::{bare, panicking, router, with_id, without_id};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -88,40 +87,6 @@ fn error_capture(c: &mut Criterion) {
     let tower_http = CatchPanicLayer::new().layer(panicking());
     run(c, "error_capture/tower_http_panic", tower_http, without_id);
     std::panic::set_hook(hook);
-}
-
-fn run_router(c: &mut Criterion, name: &str, app: Router) {
-    c.bench_function(name, |b| {
-        b.iter(|| app.clone().oneshot(routed()).now_or_never())
-    });
-}
-
-/// The cost of `measured` over `base`, measured in alternating chunks so both
-/// see the same moment of a noisy machine: criterion times the difference.
-/// A chunk where noise makes the difference negative counts as zero, so the
-/// figure errs high.
-fn paired(c: &mut Criterion, name: &str, base: &Router, measured: &Router) {
-    const CHUNK: u64 = 32;
-    let time = |app: &Router, count: u64| {
-        let started = Instant::now();
-        for _ in 0..count {
-            black_box(app.clone().oneshot(routed()).now_or_never());
-        }
-        started.elapsed()
-    };
-    c.bench_function(name, |b| {
-        b.iter_custom(|iterations| {
-            let (mut base_time, mut measured_time) = (Duration::ZERO, Duration::ZERO);
-            let mut done = 0;
-            while done < iterations {
-                let count = CHUNK.min(iterations - done);
-                base_time += time(base, count);
-                measured_time += time(measured, count);
-                done += count;
-            }
-            measured_time.saturating_sub(base_time)
-        })
-    });
 }
 
 fn metrics(c: &mut Criterion) {

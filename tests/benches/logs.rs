@@ -8,61 +8,33 @@
 //! machine.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::{
-    hint::black_box,
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use common::{paired, run_router};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures_util::FutureExt;
 use observe::{
     log::{FileOutput, Logging, RequestLogLayer, Rotation},
     request_id::RequestIdLayer,
 };
-use observe_tests::fixture::{routed, router};
-use tower::ServiceExt;
+use observe_tests::fixture::router;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 fn run(c: &mut Criterion, name: &str, app: &Router, dispatch: &tracing::Dispatch) {
-    tracing::dispatcher::with_default(dispatch, || {
-        c.bench_function(name, |b| {
-            b.iter(|| app.clone().oneshot(routed()).now_or_never())
-        });
-    });
+    tracing::dispatcher::with_default(dispatch, || run_router(c, name, app.clone()));
 }
 
-fn paired(
+fn paired_with(
     c: &mut Criterion,
     name: &str,
     base: &Router,
     measured: &Router,
     dispatch: &tracing::Dispatch,
 ) {
-    const CHUNK: u64 = 32;
-    let time = |app: &Router, count: u64| {
-        let started = Instant::now();
-        for _ in 0..count {
-            black_box(app.clone().oneshot(routed()).now_or_never());
-        }
-        started.elapsed()
-    };
-    tracing::dispatcher::with_default(dispatch, || {
-        c.bench_function(name, |b| {
-            b.iter_custom(|iterations| {
-                let (mut base_time, mut measured_time) = (Duration::ZERO, Duration::ZERO);
-                let mut done = 0;
-                while done < iterations {
-                    let count = CHUNK.min(iterations - done);
-                    base_time += time(base, count);
-                    measured_time += time(measured, count);
-                    done += count;
-                }
-                measured_time.saturating_sub(base_time)
-            })
-        });
-    });
+    tracing::dispatcher::with_default(dispatch, || paired(c, name, base, measured));
 }
 
 fn request_log(c: &mut Criterion) {
@@ -118,21 +90,21 @@ fn request_log(c: &mut Criterion) {
         &tower_http,
         &reference_dispatch,
     );
-    paired(
+    paired_with(
         c,
         "request_log/paired_observe",
         &base,
         &observe,
         &dropping_dispatch,
     );
-    paired(
+    paired_with(
         c,
         "request_log/paired_observe_lossless",
         &base,
         &observe,
         &lossless_dispatch,
     );
-    paired(
+    paired_with(
         c,
         "request_log/paired_tower_http_trace_json",
         &base,

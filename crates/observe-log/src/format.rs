@@ -654,30 +654,9 @@ fn ecs_name(name: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io,
-        sync::{Arc, Mutex, PoisonError},
-        time::Duration,
-    };
+    use std::{io, time::Duration};
 
-    use crate::{Format, Logging, Schema};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::{Format, Logging, Schema, test_support::Buffer};
 
     fn logged(format: Format, schema: Schema, ansi: bool, log: impl FnOnce()) -> String {
         let buffer = Buffer::default();
@@ -693,12 +672,7 @@ mod tests {
             .unwrap_or_else(|error| panic!("{error}"));
         tracing::dispatcher::with_default(&dispatch, log);
         assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
-        let bytes = buffer
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        String::from_utf8(bytes).unwrap_or_default()
+        buffer.text()
     }
 
     #[test]

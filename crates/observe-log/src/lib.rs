@@ -45,6 +45,8 @@ mod format;
 mod json;
 mod redact;
 pub mod request;
+#[cfg(test)]
+mod test_support;
 mod time;
 mod writer;
 

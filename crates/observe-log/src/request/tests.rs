@@ -1,9 +1,4 @@
-use std::{
-    convert::Infallible,
-    io,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::{convert::Infallible, time::Duration};
 
 use axum::body::Body;
 use http::{Request, Response, StatusCode};
@@ -13,24 +8,7 @@ use serde_json::Value;
 use tower::{Layer, ServiceExt, service_fn};
 
 use super::*;
-use crate::Logging;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use crate::{Logging, test_support::Buffer};
 
 /// Runs `test` under a subscriber writing to a buffer; returns the lines.
 async fn lines<F: Future<Output = ()>>(test: F) -> Vec<Value> {
@@ -47,12 +25,8 @@ async fn lines<F: Future<Output = ()>>(test: F) -> Vec<Value> {
         test.await;
     }
     assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
-    let bytes = buffer
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    String::from_utf8_lossy(&bytes)
+    buffer
+        .text()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
         .collect()

@@ -359,17 +359,23 @@ mod tests {
         format!("dropped {dropped}\n").into_bytes()
     }
 
-    #[test]
-    fn a_full_queue_drops_counts_and_reports_once() {
+    /// A writer over a closed gate.
+    fn gated(capacity: usize, lossless: bool) -> (Gate, LogHandle) {
         let gate = Gate::default();
         let handle = start(
             vec![Destination::Writer(Box::new(gate.clone()))],
-            4,
-            false,
+            capacity,
+            lossless,
             None,
             Box::new(summary),
         )
         .unwrap_or_else(|error| panic!("{error}"));
+        (gate, handle)
+    }
+
+    #[test]
+    fn a_full_queue_drops_counts_and_reports_once() {
+        let (gate, handle) = gated(4, false);
         let sink = handle.sink();
         for line in 0..100 {
             sink.send(format!("{line}\n").as_bytes());
@@ -392,15 +398,7 @@ mod tests {
 
     #[test]
     fn lossless_mode_waits_instead_of_dropping() {
-        let gate = Gate::default();
-        let handle = start(
-            vec![Destination::Writer(Box::new(gate.clone()))],
-            2,
-            true,
-            None,
-            Box::new(summary),
-        )
-        .unwrap_or_else(|error| panic!("{error}"));
+        let (gate, handle) = gated(2, true);
         let sink = handle.sink();
         let logger = thread::spawn(move || {
             for line in 0..1000 {
@@ -422,15 +420,7 @@ mod tests {
 
     #[test]
     fn flush_gives_up_on_a_stalled_writer() {
-        let gate = Gate::default();
-        let handle = start(
-            vec![Destination::Writer(Box::new(gate.clone()))],
-            1,
-            false,
-            None,
-            Box::new(summary),
-        )
-        .unwrap_or_else(|error| panic!("{error}"));
+        let (gate, handle) = gated(1, false);
         handle.sink().send(b"stuck\n");
         // Let the writer take the first line and block on it.
         thread::sleep(Duration::from_millis(50));
