@@ -841,3 +841,50 @@ fn obs_router_logs_and_ids_unmatched_requests_and_keeps_probes_out() {
         );
     });
 }
+
+#[test]
+fn request_line_levels_and_excluded_paths_are_configurable() {
+    let buffer = LogBuffer::default();
+    let obs = builder()
+        .log_writer(buffer.clone())
+        .log_levels(
+            tracing::Level::DEBUG,
+            tracing::Level::INFO,
+            tracing::Level::WARN,
+        )
+        .env_vars([
+            ("RUST_LOG", "debug"),
+            ("OBSERVE_LOG_EXCLUDE_PATHS", "/users/1, /jobs*"),
+        ])
+        .init()
+        .unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let app = app().layer(obs.layer());
+        for path in ["/users/1", "/users/2", "/nowhere", "/failing", "/jobs"] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            let _ = app.clone().oneshot(request).await.unwrap();
+        }
+    });
+    obs.flush_logs(Duration::from_secs(5)).unwrap();
+    let seen: Vec<(String, String)> = buffer
+        .request_lines()
+        .iter()
+        .map(|line| {
+            (
+                line["path"].as_str().unwrap().to_owned(),
+                line["level"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("/users/2", "DEBUG"),
+        ("/nowhere", "INFO"),
+        ("/failing", "WARN"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(path, level)| ((*path).to_owned(), (*level).to_owned()))
+        .collect();
+    assert_eq!(seen, expected);
+}

@@ -98,6 +98,7 @@ pub(crate) struct LogOptions {
     pub(crate) redaction: Option<Redaction>,
     pub(crate) exclude_paths: Option<Vec<String>>,
     pub(crate) trusted_proxies: Option<Vec<TrustedProxy>>,
+    pub(crate) levels: Option<[tracing::Level; 3]>,
 }
 
 /// The checked logging configuration.
@@ -254,6 +255,9 @@ impl LogOptions {
             },
         };
         request_log = request_log.trusted_proxies(trusted);
+        if let Some([success, client_error, server_error]) = self.levels {
+            request_log = request_log.levels(success, client_error, server_error);
+        }
         Ok(LogSetup {
             logging,
             request_log,

@@ -327,6 +327,18 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// The levels of request lines for 1xx to 3xx, 4xx and 5xx; default
+    /// `INFO`, `WARN`, `ERROR`.
+    pub fn log_levels(
+        mut self,
+        success: tracing::Level,
+        client_error: tracing::Level,
+        server_error: tracing::Level,
+    ) -> Self {
+        self.log.levels = Some([success, client_error, server_error]);
+        self
+    }
+
     /// Proxies whose `X-Forwarded-For` names the client in `client_ip`
     /// (`OBSERVE_LOG_TRUSTED_PROXIES`, as `10.0.0.0/8,192.168.1.1`). Default
     /// none: the peer address.
