@@ -87,8 +87,11 @@ impl Observability {
         let server = std::future::IntoFuture::into_future(server);
         tokio::pin!(server);
         tokio::select! {
-            result = &mut server => return result,
+            // A server with nothing open can finish in the same poll as the
+            // signal; the drain is still reported.
+            biased;
             Ok(()) = drain_started => {}
+            result = &mut server => return result,
         }
         let timeout = self.shutdown_timeout();
         tracing::info!(?timeout, "shutdown signal received, draining open requests");
