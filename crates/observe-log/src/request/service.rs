@@ -6,7 +6,7 @@ use std::{
 use axum::extract::MatchedPath;
 use http::{Request, Response, header::USER_AGENT};
 use http_body::Body;
-use observe_request_id::RequestId;
+use observe_request_id::{RequestId, TraceIds};
 use tower_service::Service;
 
 use super::{Config, ResponseFuture, UserId, client_ip::client_ip, future::RequestFacts};
@@ -61,10 +61,13 @@ where
         }
         let started = quanta::Instant::now();
         let request_id = request.extensions().get::<RequestId>();
+        let trace = request.extensions().get::<TraceIds>();
         let span = tracing::info_span!(
             target: super::SPAN_TARGET,
             "request",
             request_id = request_id.map(RequestId::as_str),
+            trace_id = trace.map(TraceIds::trace_id),
+            span_id = trace.map(TraceIds::span_id),
         );
         let extensions = request.extensions();
         let facts = RequestFacts {

@@ -1,0 +1,341 @@
+//! Export off the request path: finished spans go into a bounded queue; one
+//! thread batches them and sends them with the OTLP exporter.
+//!
+//! A request pays for a `try_send` of a small record: the span is built into
+//! OpenTelemetry's `SpanData` and its attributes on the exporter thread. As
+//! with the log writer, the exporter thread is not woken per span (a wake-up
+//! is a system call): it drains the queue every [`EXPORT_INTERVAL`], and
+//! early when the queue is half full or a flush asks. A collector that is
+//! down, slow or refusing costs requests nothing: when the queue is full,
+//! spans are dropped and counted, and one warning says so until an export
+//! succeeds again.
+
+mod config;
+mod convert;
+mod processor;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError},
+    },
+    thread::{self, Thread},
+    time::{Duration, Instant},
+};
+
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+
+pub use config::{ExportConfig, InvalidExportConfig, Protocol};
+pub(crate) use convert::{ClientRecord, ServerRecord};
+pub(crate) use processor::QueueProcessor;
+
+/// How often the exporter thread sends what has queued up.
+pub const EXPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Spans in one export request at most (the specification's default).
+pub const MAX_BATCH: usize = 512;
+
+/// Spans that may wait for export (the specification's default).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 2048;
+
+/// How long one export may take before it counts as failed.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`TraceHandle::shutdown`] waits by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name of the counter of dropped spans.
+pub const DROPPED_SPANS_METRIC: &str = "otel_spans_dropped_total";
+
+pub(crate) enum Item {
+    Server(Box<ServerRecord>),
+    Client(Box<ClientRecord>),
+    Sdk(Box<SpanData>),
+    Flush(SyncSender<()>),
+}
+
+struct Shared {
+    dropped: AtomicU64,
+    exported: AtomicU64,
+    failed_exports: AtomicU64,
+    queued: AtomicUsize,
+    capacity: usize,
+    stopped: AtomicBool,
+    dropped_counter: Option<metrics::Counter>,
+}
+
+/// Where the layers put finished spans.
+#[derive(Clone)]
+pub(crate) struct SpanSink {
+    sender: SyncSender<Item>,
+    shared: Arc<Shared>,
+    exporter: Thread,
+}
+
+impl SpanSink {
+    pub(crate) fn send(&self, item: Item) {
+        let queued = self.shared.queued.fetch_add(1, Relaxed) + 1;
+        match self.sender.try_send(item) {
+            Ok(()) => {
+                if queued == self.shared.capacity / 2 {
+                    self.exporter.unpark();
+                }
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.queued.fetch_sub(1, Relaxed);
+                self.drop_spans(1);
+                self.exporter.unpark();
+            }
+        }
+    }
+
+    #[cold]
+    fn drop_spans(&self, count: u64) {
+        self.shared.dropped.fetch_add(count, Relaxed);
+        if let Some(counter) = &self.shared.dropped_counter {
+            counter.increment(count);
+        }
+    }
+}
+
+/// The export pipeline's handle: counts, flush and shutdown. Cheap to clone.
+#[derive(Clone)]
+pub struct TraceHandle {
+    sink: SpanSink,
+}
+
+impl std::fmt::Debug for TraceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceHandle")
+            .field("exported_spans", &self.exported_spans())
+            .field("dropped_spans", &self.dropped_spans())
+            .finish()
+    }
+}
+
+/// The exporter did not finish in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportTimeout;
+
+impl std::fmt::Display for ExportTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("span export did not finish before the timeout")
+    }
+}
+
+impl std::error::Error for ExportTimeout {}
+
+impl TraceHandle {
+    /// Spans dropped (queue full, or their export failed), since start. The
+    /// same count as `otel_spans_dropped_total`.
+    pub fn dropped_spans(&self) -> u64 {
+        self.sink.shared.dropped.load(Relaxed)
+    }
+
+    /// Spans the collector accepted, since start.
+    pub fn exported_spans(&self) -> u64 {
+        self.sink.shared.exported.load(Relaxed)
+    }
+
+    /// Export requests that failed or timed out, since start.
+    pub fn failed_exports(&self) -> u64 {
+        self.sink.shared.failed_exports.load(Relaxed)
+    }
+
+    /// Exports every span finished before this call, waiting at most
+    /// `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), ExportTimeout> {
+        let deadline = Instant::now() + timeout;
+        let (done, flushed) = mpsc::sync_channel(1);
+        let mut item = Item::Flush(done);
+        loop {
+            let sent = self.sink.sender.try_send(item);
+            self.sink.exporter.unpark();
+            match sent {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return Ok(()),
+                Err(TrySendError::Full(back)) => {
+                    if Instant::now() >= deadline {
+                        return Err(ExportTimeout);
+                    }
+                    item = back;
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        match flushed.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => Ok(()),
+            Err(RecvTimeoutError::Timeout) => Err(ExportTimeout),
+        }
+    }
+
+    /// [`flush`](Self::flush)es, then stops exporting: spans finished later
+    /// are dropped. For the end of the process.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), ExportTimeout> {
+        let flushed = self.flush(timeout);
+        self.sink.shared.stopped.store(true, Relaxed);
+        self.sink.exporter.unpark();
+        flushed
+    }
+
+    pub(crate) fn sink(&self) -> SpanSink {
+        self.sink.clone()
+    }
+}
+
+/// Starts the exporter thread; the exporter itself is built on it, inside
+/// its runtime (tonic's channel needs one).
+pub(crate) fn start(
+    config: ExportConfig,
+    resource: opentelemetry_sdk::Resource,
+    dropped_counter: Option<metrics::Counter>,
+) -> std::io::Result<TraceHandle> {
+    let capacity = config.queue_capacity.max(2);
+    let (sender, receiver) = mpsc::sync_channel(capacity);
+    let shared = Arc::new(Shared {
+        dropped: AtomicU64::new(0),
+        exported: AtomicU64::new(0),
+        failed_exports: AtomicU64::new(0),
+        queued: AtomicUsize::new(0),
+        capacity,
+        stopped: AtomicBool::new(false),
+        dropped_counter,
+    });
+    let worker = Worker {
+        shared: shared.clone(),
+        config,
+        resource,
+        warned: false,
+    };
+    let exporter = thread::Builder::new()
+        .name("observe-trace-export".to_owned())
+        .spawn(move || worker.run(receiver))?
+        .thread()
+        .clone();
+    Ok(TraceHandle {
+        sink: SpanSink {
+            sender,
+            shared,
+            exporter,
+        },
+    })
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    config: ExportConfig,
+    resource: opentelemetry_sdk::Resource,
+    /// Whether the current run of failures has been warned about.
+    warned: bool,
+}
+
+impl Worker {
+    fn run(mut self, receiver: Receiver<Item>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the span exporter's runtime; no spans will be exported");
+                return;
+            }
+        };
+        // The exporter's own HTTP and gRPC machinery logs and opens spans;
+        // none of it may turn into spans to export.
+        let quiet = tracing::Dispatch::none();
+        let exporter = {
+            let _runtime = runtime.enter();
+            tracing::dispatcher::with_default(&quiet, || self.config.build_exporter())
+        };
+        let mut exporter = match exporter {
+            Ok(exporter) => exporter,
+            Err(error) => {
+                tracing::error!(%error, "cannot build the OTLP span exporter; no spans will be exported");
+                return;
+            }
+        };
+        exporter.set_resource(&self.resource);
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut flushes = Vec::new();
+        loop {
+            let disconnected = loop {
+                match receiver.try_recv() {
+                    Ok(Item::Flush(done)) => flushes.push(done),
+                    Ok(item) => {
+                        self.shared.queued.fetch_sub(1, Relaxed);
+                        if self.shared.stopped.load(Relaxed) {
+                            self.drop_spans(1);
+                            continue;
+                        }
+                        batch.push(convert::span_data(item));
+                        if batch.len() == MAX_BATCH {
+                            self.export(&runtime, &quiet, &exporter, &mut batch);
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
+            if !batch.is_empty() {
+                self.export(&runtime, &quiet, &exporter, &mut batch);
+            }
+            for done in flushes.drain(..) {
+                let _ = done.try_send(());
+            }
+            if disconnected {
+                let _ = exporter.shutdown_with_timeout(DEFAULT_SHUTDOWN_TIMEOUT);
+                return;
+            }
+            thread::park_timeout(EXPORT_INTERVAL);
+        }
+    }
+
+    fn export(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        quiet: &tracing::Dispatch,
+        exporter: &opentelemetry_otlp::SpanExporter,
+        batch: &mut Vec<SpanData>,
+    ) {
+        let count = batch.len() as u64;
+        let spans = std::mem::replace(batch, Vec::with_capacity(MAX_BATCH));
+        let timeout = self.config.timeout;
+        let outcome = tracing::dispatcher::with_default(quiet, || {
+            runtime.block_on(async { tokio::time::timeout(timeout, exporter.export(spans)).await })
+        });
+        match outcome {
+            Ok(Ok(())) => {
+                self.shared.exported.fetch_add(count, Relaxed);
+                if self.warned {
+                    self.warned = false;
+                    tracing::info!(endpoint = %self.config.endpoint, "span export works again");
+                }
+            }
+            Ok(Err(error)) => self.failed(count, &error.to_string()),
+            Err(_) => self.failed(count, "timed out"),
+        }
+    }
+
+    fn failed(&mut self, count: u64, error: &str) {
+        self.shared.failed_exports.fetch_add(1, Relaxed);
+        self.drop_spans(count);
+        if !self.warned {
+            self.warned = true;
+            tracing::warn!(
+                endpoint = %self.config.endpoint,
+                error,
+                dropped_spans = count,
+                "span export failed; spans are dropped and counted in otel_spans_dropped_total until it works again"
+            );
+        }
+    }
+
+    fn drop_spans(&self, count: u64) {
+        self.shared.dropped.fetch_add(count, Relaxed);
+        if let Some(counter) = &self.shared.dropped_counter {
+            counter.increment(count);
+        }
+    }
+}

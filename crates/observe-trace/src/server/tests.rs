@@ -1,0 +1,130 @@
+use std::{
+    convert::Infallible,
+    panic::{AssertUnwindSafe, catch_unwind},
+};
+
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+use super::*;
+use crate::{Sampler, TRACEPARENT, TraceContext, current};
+
+type Body = String;
+
+/// Answers with the context it saw, in the request and as `current()`.
+fn echo()
+-> impl Service<Request<()>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
+    service_fn(|request: Request<()>| async move {
+        let context = request.extensions().get::<TraceContext>().cloned();
+        assert_eq!(current(), context, "current() is the request's context");
+        let ids = request
+            .extensions()
+            .get::<observe_request_id::TraceIds>()
+            .copied();
+        let body = match (context, ids) {
+            (Some(context), Some(ids)) => {
+                assert_eq!(ids.trace_id(), context.trace_id().to_string());
+                assert_eq!(ids.span_id(), context.span_id().to_string());
+                format!(
+                    "{} {} {} {}",
+                    context.trace_id(),
+                    context.span_id(),
+                    context
+                        .parent_span_id()
+                        .map_or_else(|| "root".to_owned(), |id| id.to_string()),
+                    context.is_sampled()
+                )
+            }
+            _ => "none".to_owned(),
+        };
+        Ok::<_, Infallible>(Response::new(body))
+    })
+}
+
+async fn call_with(layer: TraceLayer, traceparent: Option<&'static str>) -> Vec<String> {
+    let mut request = Request::new(());
+    if let Some(value) = traceparent {
+        request
+            .headers_mut()
+            .insert(&TRACEPARENT, HeaderValue::from_static(value));
+    }
+    let response = layer.layer(echo()).oneshot(request).await;
+    let body = match response {
+        Ok(response) => response.into_body(),
+        Err(never) => match never {},
+    };
+    body.split(' ').map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_valid_traceparent_is_continued() {
+    let parts = call_with(
+        TraceLayer::new(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    )
+    .await;
+    assert_eq!(parts[0], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(parts[1], "00f067aa0ba902b7");
+    assert_eq!(parts[1].len(), 16);
+    assert_eq!(parts[2], "00f067aa0ba902b7");
+    assert_eq!(parts[3], "true");
+    // The caller said "not sampled": the default sampler follows it.
+    let parts = call_with(
+        TraceLayer::new(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+    )
+    .await;
+    assert_eq!(parts[3], "false");
+    assert_eq!(current(), None, "nothing left behind on this thread");
+}
+
+#[tokio::test]
+async fn an_invalid_traceparent_starts_a_new_root_trace() {
+    for bad in [
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "not a traceparent",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+    ] {
+        let parts = call_with(TraceLayer::new(), Some(bad)).await;
+        assert_eq!(parts[0].len(), 32, "{bad}");
+        assert_ne!(parts[0], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(parts[2], "root");
+        assert_eq!(parts[3], "true");
+    }
+    let parts = call_with(TraceLayer::new().sampler(Sampler::AlwaysOff), None).await;
+    assert_eq!(parts[2], "root");
+    assert_eq!(parts[3], "false");
+}
+
+#[tokio::test]
+async fn a_panic_in_call_leaves_no_context_behind() {
+    let layer = TraceLayer::new();
+    let mut service = layer.layer(service_fn(
+        |_: Request<()>| -> std::future::Ready<Result<Response<Body>, Infallible>> {
+            assert!(current().is_some());
+            panic!("in call")
+        },
+    ));
+    let outcome = catch_unwind(AssertUnwindSafe(|| service.call(Request::new(()))));
+    assert!(outcome.is_err());
+    assert_eq!(current(), None);
+}
+
+#[tokio::test]
+async fn a_panic_in_the_future_leaves_no_context_behind() {
+    let layer = TraceLayer::new();
+    let service = layer.layer(service_fn(|_: Request<()>| async {
+        assert!(current().is_some());
+        if current().is_some() {
+            panic!("in the future");
+        }
+        Ok::<_, Infallible>(Response::new(Body::new()))
+    }));
+    let future = service.oneshot(Request::new(()));
+    let mut future = Box::pin(future);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let outcome = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+    assert!(outcome.is_err());
+    assert_eq!(current(), None);
+}
