@@ -5,6 +5,7 @@
 
 pub mod fixture;
 pub mod logs;
+pub mod otlp;
 pub mod prometheus;
 
 use std::{net::SocketAddr, time::Duration};

@@ -163,8 +163,22 @@ impl Logging {
     /// layer. Request spans stay enabled whatever the filter, so their ids
     /// reach every line that is logged.
     pub fn dispatch(&self, filter: &str) -> Result<tracing::Dispatch, FilterError> {
+        self.dispatch_with(filter, None)
+    }
+
+    /// [`dispatch`](Self::dispatch) with one more layer, such as
+    /// observe-trace's bridge that turns `tracing` spans into exported spans.
+    /// It sees what `filter` lets through.
+    pub fn dispatch_with(
+        &self,
+        filter: &str,
+        extra: Option<
+            Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>,
+        >,
+    ) -> Result<tracing::Dispatch, FilterError> {
         let filter = LogFilter::from_str(filter)?;
         let subscriber = tracing_subscriber::registry()
+            .with(extra)
             .with(filter.targets)
             .with(filter.env)
             .with(self.layer.clone());

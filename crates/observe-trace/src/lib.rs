@@ -35,13 +35,13 @@
 //! # }
 //! ```
 
-mod client;
+pub mod client;
 mod context;
 pub mod db;
 mod export;
 mod resource;
 mod sampler;
-mod server;
+pub mod server;
 
 use std::time::Duration;
 
@@ -156,6 +156,14 @@ impl Tracing {
     /// The export pipeline, when exporting.
     pub fn handle(&self) -> Option<&TraceHandle> {
         self.handle.as_ref()
+    }
+
+    /// Sends the exporter's own warnings to `dispatch` (the service's
+    /// subscriber) rather than the global one; `observe` does this.
+    pub fn log_to(&self, dispatch: &tracing::Dispatch) {
+        if let Some(handle) = &self.handle {
+            handle.log_to(dispatch);
+        }
     }
 
     /// The sampler.

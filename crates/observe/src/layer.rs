@@ -2,30 +2,34 @@ use observe_errors::{ErrorCapture, ErrorCaptureLayer};
 use observe_log::{RequestLog, RequestLogLayer};
 use observe_metrics::{MetricsLayer, MetricsService};
 use observe_request_id::{RequestIdLayer, RequestIdService};
+use observe_trace::{Trace, TraceLayer};
 use tower_layer::Layer;
 
 /// The whole stack as one layer, from [`Observability::layer`](crate::Observability::layer).
 ///
-/// Outermost first: request id, metrics, request log, error capture. Add it with
+/// Outermost first: request id, trace, metrics, request log, error capture. Add it with
 /// `Router::layer`, so the metrics know the route template.
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     pub(crate) request_id: RequestIdLayer,
+    pub(crate) trace: TraceLayer,
     pub(crate) metrics: MetricsLayer,
     pub(crate) request_log: RequestLogLayer,
     pub(crate) errors: ErrorCaptureLayer,
 }
 
 /// The service [`ObserveLayer`] wraps around an inner service `S`.
-pub type ObserveService<S> = RequestIdService<MetricsService<RequestLog<ErrorCapture<S>>>>;
+pub type ObserveService<S> = RequestIdService<Trace<MetricsService<RequestLog<ErrorCapture<S>>>>>;
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = ObserveService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         self.request_id.layer(
-            self.metrics
-                .layer(self.request_log.layer(self.errors.layer(inner))),
+            self.trace.layer(
+                self.metrics
+                    .layer(self.request_log.layer(self.errors.layer(inner))),
+            ),
         )
     }
 }

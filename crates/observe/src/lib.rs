@@ -8,6 +8,7 @@
 //! | error capture | [`observe_errors`] | panics and errors as RFC 9457 problem+json, each reported once |
 //! | metrics | [`observe_metrics`] | RED metrics by route template, `/metrics`, open connections, process metrics, a rolling RED window |
 //! | logs | [`observe_log`] | one JSON line per request and per event, with the request id from span context, written off the request path to stdout or rotating files, secrets redacted |
+//! | traces | [`observe_trace`] | W3C trace context in and out, a server span per request, client spans, OTLP export (gRPC, HTTP) from the `OTEL_*` variables, off the request path |
 //! | health | [`observe_health`] | `/health`, `/health/live`, `/health/ready`: parallel checks with timeouts, cached, readiness off at shutdown |
 //!
 //! [`Observability`] reads its configuration from the environment (see
@@ -15,10 +16,12 @@
 //! whole stack as one layer, in the documented order, outermost first:
 //!
 //! 1. [`RequestIdLayer`](observe_request_id::RequestIdLayer)
-//! 2. [`MetricsLayer`](observe_metrics::MetricsLayer)
-//! 3. [`RequestLogLayer`](observe_log::RequestLogLayer): one line per request,
+//! 2. [`TraceLayer`](observe_trace::TraceLayer): the server span, in the
+//!    caller's W3C trace; `trace_id` and `span_id` for every log line.
+//! 3. [`MetricsLayer`](observe_metrics::MetricsLayer)
+//! 4. [`RequestLogLayer`](observe_log::RequestLogLayer): one line per request,
 //!    with the error report of the layer below in it.
-//! 4. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
+//! 5. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
 //!    panic is a `500` that every outer layer sees.
 //!
 //! # Example
@@ -53,6 +56,7 @@ mod layer;
 mod log_config;
 mod observability;
 mod serve;
+mod trace_config;
 
 pub use config::ConfigError;
 pub use layer::{ObserveLayer, ObserveService};
@@ -64,6 +68,7 @@ pub use observe_health::{self as health, Health};
 pub use observe_log::{self as log, LogHandle, UserId};
 pub use observe_metrics::{self as metrics, Metrics, RedSnapshot};
 pub use observe_request_id::{self as request_id, RequestId};
+pub use observe_trace::{self as trace, TraceContext};
 
 // The README's usage snippet is compiled as a doc test, so it stays true.
 #[cfg(doctest)]

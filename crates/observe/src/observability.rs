@@ -14,6 +14,7 @@ use crate::{
     config::Env,
     defaults::{ENVIRONMENT, LOG_FILTER, READINESS_DELAY, SHUTDOWN_TIMEOUT},
     log_config::{LogOptions, LogOutput, SharedWriter},
+    trace_config::TraceOptions,
 };
 
 /// The handle of a service's observability: its layer, its server, its
@@ -36,6 +37,7 @@ struct Inner {
     readiness_delay: Duration,
     logging: Logging,
     dispatch: tracing::Dispatch,
+    tracing: observe_trace::Tracing,
 }
 
 /// Configures [`Observability`]; from [`Observability::builder`].
@@ -53,6 +55,7 @@ pub struct ObservabilityBuilder {
     log_filter: Option<String>,
     install_subscriber: bool,
     log: LogOptions,
+    trace: TraceOptions,
     histogram_buckets: Option<Vec<f64>>,
     otel_semconv_metrics: Option<bool>,
     metrics_token: Option<String>,
@@ -78,6 +81,7 @@ impl Observability {
             log_filter: None,
             install_subscriber: true,
             log: LogOptions::default(),
+            trace: TraceOptions::default(),
             histogram_buckets: None,
             otel_semconv_metrics: None,
             metrics_token: None,
@@ -90,6 +94,19 @@ impl Observability {
             readiness_delay: None,
             env: Env::Process,
         }
+    }
+
+    /// The tracing: its sampler, the export pipeline's counts
+    /// ([`TraceHandle`](observe_trace::TraceHandle)) and shutdown.
+    pub fn tracing(&self) -> &observe_trace::Tracing {
+        &self.inner.tracing
+    }
+
+    /// A layer for outgoing HTTP calls (a hyper-util client, say): each call
+    /// becomes a child span of the request being handled and carries
+    /// `traceparent`, `tracestate` and `x-request-id`.
+    pub fn client_layer(&self) -> observe_trace::ClientTraceLayer {
+        self.inner.tracing.client_layer()
     }
 
     /// The log writer: dropped and written line counts, and a flush.
@@ -257,6 +274,20 @@ impl ObservabilityBuilder {
     /// never replaced: when one is already installed, `init` keeps it.
     pub fn install_subscriber(mut self, install: bool) -> Self {
         self.install_subscriber = install;
+        self
+    }
+
+    /// Which traces are recorded (`OTEL_TRACES_SAMPLER`,
+    /// `OTEL_TRACES_SAMPLER_ARG`); default `parentbased_always_on`.
+    pub fn trace_sampler(mut self, sampler: observe_trace::Sampler) -> Self {
+        self.trace.sampler = Some(sampler);
+        self
+    }
+
+    /// `service.version` of exported spans, such as
+    /// `env!("CARGO_PKG_VERSION")`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.trace.service_version = Some(version.into());
         self
     }
 
@@ -505,13 +536,17 @@ impl ObservabilityBuilder {
                 ConfigError::new("install_metrics_recorder", "true", error.to_string())
             })?;
         }
+        let tracing = self
+            .trace
+            .build(env, &self.service_name, &environment, &metrics.registry)?;
         let log = self
             .log
             .build(env, &self.service_name, &environment, &metrics.registry)?;
         let dispatch = log
             .logging
-            .dispatch(&filter)
+            .dispatch_with(&filter, tracing.otel_layer())
             .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
+        tracing.log_to(&dispatch);
         if self.install_subscriber {
             // An application or a test harness may own the global subscriber
             // already; theirs wins.
@@ -522,6 +557,7 @@ impl ObservabilityBuilder {
             request_id: RequestIdLayer::new()
                 .header_name(request_id_header)
                 .always_generate(always_generate),
+            trace: tracing.layer(),
             metrics: metrics.registry.layer(),
             request_log: log.request_log,
             // The request log writes each error into its line, once.
@@ -540,6 +576,7 @@ impl ObservabilityBuilder {
                 readiness_delay,
                 logging: log.logging,
                 dispatch,
+                tracing,
             }),
         })
     }

@@ -10,8 +10,8 @@ impl Observability {
     /// `/health/ready` to `503`, waits the
     /// [`readiness_delay`](Self::readiness_delay), stops accepting, lets open
     /// requests finish for at most
-    /// [`shutdown_timeout`](Self::shutdown_timeout), flushes the log writer,
-    /// and returns.
+    /// [`shutdown_timeout`](Self::shutdown_timeout), exports the last spans
+    /// and flushes the log writer (5 s at most each), and returns.
     ///
     /// Handlers can read the peer address with
     /// `axum::extract::ConnectInfo<SocketAddr>`. Open connections are counted
@@ -48,6 +48,18 @@ impl Observability {
     /// Every accepted log line out before the process exits; the wait is on
     /// a blocking thread, not on the runtime.
     async fn flush_logs_off_runtime(&self) {
+        // Spans first: a failed export is logged, and that line flushed too.
+        let tracing = self.tracing().clone();
+        let exported = tokio::task::spawn_blocking(move || {
+            tracing.shutdown(observe_trace::DEFAULT_SHUTDOWN_TIMEOUT)
+        })
+        .await;
+        if !matches!(exported, Ok(Ok(()))) {
+            tracing::warn!(
+                timeout = ?observe_trace::DEFAULT_SHUTDOWN_TIMEOUT,
+                "spans were still unexported at the shutdown timeout"
+            );
+        }
         let handle = self.log_handle().clone();
         let flushed =
             tokio::task::spawn_blocking(move || handle.flush(crate::defaults::LOG_FLUSH_TIMEOUT))

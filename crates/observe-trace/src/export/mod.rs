@@ -16,7 +16,7 @@ mod processor;
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
         mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError},
     },
@@ -63,6 +63,9 @@ struct Shared {
     capacity: usize,
     stopped: AtomicBool,
     dropped_counter: Option<metrics::Counter>,
+    /// Where the exporter's own warnings go: the service's subscriber, held
+    /// weakly (it holds this pipeline).
+    log: OnceLock<tracing::dispatcher::WeakDispatch>,
 }
 
 /// Where the layers put finished spans.
@@ -182,6 +185,12 @@ impl TraceHandle {
     pub(crate) fn sink(&self) -> SpanSink {
         self.sink.clone()
     }
+
+    /// Sends the exporter's own warnings (a failing collector) to
+    /// `dispatch` rather than the global subscriber.
+    pub fn log_to(&self, dispatch: &tracing::Dispatch) {
+        let _ = self.sink.shared.log.set(dispatch.downgrade());
+    }
 }
 
 /// Starts the exporter thread; the exporter itself is built on it, inside
@@ -201,6 +210,7 @@ pub(crate) fn start(
         capacity,
         stopped: AtomicBool::new(false),
         dropped_counter,
+        log: OnceLock::new(),
     });
     let worker = Worker {
         shared: shared.clone(),
@@ -310,7 +320,9 @@ impl Worker {
                 self.shared.exported.fetch_add(count, Relaxed);
                 if self.warned {
                     self.warned = false;
-                    tracing::info!(endpoint = %self.config.endpoint, "span export works again");
+                    self.log(|| {
+                        tracing::info!(endpoint = %self.config.endpoint, "span export works again");
+                    });
                 }
             }
             Ok(Err(error)) => self.failed(count, &error.to_string()),
@@ -323,12 +335,26 @@ impl Worker {
         self.drop_spans(count);
         if !self.warned {
             self.warned = true;
-            tracing::warn!(
-                endpoint = %self.config.endpoint,
-                error,
-                dropped_spans = count,
-                "span export failed; spans are dropped and counted in otel_spans_dropped_total until it works again"
-            );
+            self.log(|| {
+                tracing::warn!(
+                    endpoint = %self.config.endpoint,
+                    error,
+                    dropped_spans = count,
+                    "span export failed; spans are dropped and counted in otel_spans_dropped_total until it works again"
+                );
+            });
+        }
+    }
+
+    fn log(&self, event: impl FnOnce()) {
+        match self
+            .shared
+            .log
+            .get()
+            .and_then(tracing::dispatcher::WeakDispatch::upgrade)
+        {
+            Some(dispatch) => tracing::dispatcher::with_default(&dispatch, event),
+            None => event(),
         }
     }
 

@@ -1,0 +1,86 @@
+//! The tracing part of the configuration: the standard `OTEL_*` variables.
+
+use std::collections::HashMap;
+
+use metrics::{Key, Label, Metadata};
+use observe_trace::{Sampler, Tracing};
+
+use crate::{ConfigError, config::Env};
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// Every variable observe-trace reads.
+const VARIABLES: &[&str] = &[
+    "OTEL_SERVICE_NAME",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+];
+
+/// What the builder's trace setters hold.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TraceOptions {
+    pub(crate) sampler: Option<Sampler>,
+    pub(crate) service_version: Option<String>,
+}
+
+impl TraceOptions {
+    pub(crate) fn build(
+        self,
+        env: &Env,
+        service: &str,
+        environment: &str,
+        registry: &observe_metrics::Metrics,
+    ) -> Result<Tracing, ConfigError> {
+        let mut values = HashMap::new();
+        for name in VARIABLES {
+            if let Some(value) = env.get(name)? {
+                values.insert(*name, value);
+            }
+        }
+        let mut builder = Tracing::builder(service)
+            .environment(environment)
+            .env_vars(|name| values.get(name).cloned())
+            .map_err(|error| ConfigError::new(error.variable, error.value, error.reason))?;
+        if let Some(sampler) = self.sampler {
+            builder = builder.sampler(sampler);
+        }
+        if let Some(version) = self.service_version {
+            builder = builder.service_version(version);
+        }
+        let counter = registry.recorder().register_counter(
+            &Key::from_parts(
+                observe_trace::DROPPED_SPANS_METRIC,
+                vec![Label::new("service", service.to_owned())],
+            ),
+            &METADATA,
+        );
+        registry.recorder().describe_counter(
+            observe_trace::DROPPED_SPANS_METRIC.into(),
+            Some(metrics::Unit::Count),
+            "Spans dropped because the export queue was full or their export failed.".into(),
+        );
+        counter.increment(0);
+        builder.dropped_counter(counter).build().map_err(|error| {
+            ConfigError::new(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                values
+                    .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .cloned()
+                    .unwrap_or_default(),
+                format!("the span exporter could not start: {error}"),
+            )
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! A real OTLP receiver for the tests: one loopback port that speaks OTLP
+//! over gRPC (the official `TraceService`, from `opentelemetry-proto`) and
+//! over HTTP/protobuf (`POST /v1/traces`), and keeps every span it gets.
+//! It can also hang: accept and never answer, as a stuck collector does.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{AnyValue, KeyValue, any_value::Value},
+};
+use prost::Message;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+/// One span as the receiver got it, ids as lowercase hex.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedSpan {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    /// Empty for a root span.
+    pub parent_span_id: String,
+    /// The span's name.
+    pub name: String,
+    /// 1 internal, 2 server, 3 client (OTLP's numbering).
+    pub kind: i32,
+    /// Attributes, values as text.
+    pub attributes: BTreeMap<String, String>,
+    /// 0 unset, 1 ok, 2 error.
+    pub status_code: i32,
+    /// The resource's attributes.
+    pub resource: BTreeMap<String, String>,
+    /// `grpc` or `http`.
+    pub transport: &'static str,
+}
+
+impl ReceivedSpan {
+    /// An attribute's value as text; panics when absent.
+    pub fn attribute(&self, key: &str) -> &str {
+        self.attributes
+            .get(key)
+            .unwrap_or_else(|| panic!("no attribute {key} in {:?}", self.attributes))
+    }
+}
+
+#[derive(Clone, Default)]
+struct Store {
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    hang: Arc<AtomicBool>,
+}
+
+impl Store {
+    fn keep(&self, request: ExportTraceServiceRequest, transport: &'static str) {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        for resource_spans in request.resource_spans {
+            let resource = resource_spans
+                .resource
+                .map(|resource| attributes(&resource.attributes))
+                .unwrap_or_default();
+            for scope_spans in resource_spans.scope_spans {
+                for span in scope_spans.spans {
+                    spans.push(ReceivedSpan {
+                        trace_id: hex(&span.trace_id),
+                        span_id: hex(&span.span_id),
+                        parent_span_id: hex(&span.parent_span_id),
+                        name: span.name,
+                        kind: span.kind,
+                        attributes: attributes(&span.attributes),
+                        status_code: span.status.map_or(0, |status| status.code),
+                        resource: resource.clone(),
+                        transport,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn maybe_hang(&self) {
+        if self.hang.load(Relaxed) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|value| value.value.as_ref()) {
+        Some(Value::StringValue(text)) => text.clone(),
+        Some(Value::IntValue(number)) => number.to_string(),
+        Some(Value::BoolValue(flag)) => flag.to_string(),
+        Some(Value::DoubleValue(number)) => number.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn attributes(pairs: &[KeyValue]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|pair| (pair.key.clone(), text(pair.value.as_ref())))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl TraceService for Store {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.maybe_hang().await;
+        self.keep(request.into_inner(), "grpc");
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+async fn http_export(State(store): State<Store>, body: Bytes) -> (StatusCode, Vec<u8>) {
+    store.maybe_hang().await;
+    match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => {
+            store.keep(request, "http");
+            let response = ExportTraceServiceResponse {
+                partial_success: None,
+            };
+            (StatusCode::OK, response.encode_to_vec())
+        }
+        Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+    }
+}
+
+/// The receiver, on a loopback port; stops when dropped.
+pub struct OtlpReceiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    store: Store,
+    task: JoinHandle<()>,
+}
+
+impl OtlpReceiver {
+    /// Starts it on a free port.
+    pub async fn start() -> Self {
+        let store = Store::default();
+        let grpc =
+            tonic::service::Routes::new(TraceServiceServer::new(store.clone())).into_axum_router();
+        let http = Router::new()
+            .route("/v1/traces", post(http_export))
+            .with_state(store.clone());
+        let app = grpc.merge(http);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, store, task }
+    }
+
+    /// `http://127.0.0.1:port`, for `grpc`.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The base URL for `http/protobuf` (the exporter adds `/v1/traces`).
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// From now on, accept exports and never answer them.
+    pub fn hang(&self) {
+        self.store.hang.store(true, Relaxed);
+    }
+
+    /// Every span so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.store
+            .spans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until at least `count` spans arrived, for at most `limit`.
+    pub async fn wait_for(&self, count: usize, limit: Duration) -> Vec<ReceivedSpan> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let spans = self.spans();
+            if spans.len() >= count || Instant::now() >= deadline {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A loopback address where nothing listens: a collector that is down.
+pub fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    listener.local_addr().expect("an address")
+}
