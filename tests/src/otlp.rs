@@ -60,10 +60,23 @@ impl ReceivedSpan {
 struct Store {
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
     hang: Arc<AtomicBool>,
+    /// Count only, keep nothing: for benchmarks.
+    count_only: Arc<AtomicBool>,
+    count: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
     fn keep(&self, request: ExportTraceServiceRequest, transport: &'static str) {
+        if self.count_only.load(Relaxed) {
+            let spans: usize = request
+                .resource_spans
+                .iter()
+                .flat_map(|resource| &resource.scope_spans)
+                .map(|scope| scope.spans.len())
+                .sum();
+            self.count.fetch_add(spans as u64, Relaxed);
+            return;
+        }
         let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
         for resource_spans in request.resource_spans {
             let resource = resource_spans
@@ -179,6 +192,16 @@ impl OtlpReceiver {
     /// The base URL for `http/protobuf` (the exporter adds `/v1/traces`).
     pub fn http_endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// From now on, count spans and keep none (for benchmarks).
+    pub fn count_only(&self) {
+        self.store.count_only.store(true, Relaxed);
+    }
+
+    /// Spans counted in [`count_only`](Self::count_only) mode.
+    pub fn counted(&self) -> u64 {
+        self.store.count.load(Relaxed)
     }
 
     /// From now on, accept exports and never answer them.

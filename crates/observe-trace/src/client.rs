@@ -169,8 +169,7 @@ where
                     span_id: new_span_id(),
                     parent_span_id: None,
                     sampled: self.sampler.should_sample(None, trace_id),
-                    trace_state: None,
-                    baggage: None,
+                    passed: None,
                 }
             }
         };

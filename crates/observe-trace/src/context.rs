@@ -1,11 +1,10 @@
 //! W3C Trace Context: the `traceparent` header in and out, and the ids of
 //! the span being handled.
 
-use std::{cell::Cell, fmt};
+use std::{cell::Cell, fmt, hash::Hash, sync::Arc};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 /// `traceparent`.
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -29,6 +28,14 @@ pub struct TraceContext {
     /// `None` for a root span.
     pub(crate) parent_span_id: Option<SpanId>,
     pub(crate) sampled: bool,
+    /// The caller's `tracestate` and `baggage`, rarely there: kept out of
+    /// line so the context stays small to move.
+    pub(crate) passed: Option<Arc<Passed>>,
+}
+
+/// `tracestate` and `baggage` to pass on.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Passed {
     pub(crate) trace_state: Option<HeaderValue>,
     pub(crate) baggage: Option<HeaderValue>,
 }
@@ -56,15 +63,49 @@ pub(crate) struct RemoteParent {
 }
 
 thread_local! {
-    static IDS: RandomIdGenerator = RandomIdGenerator::default();
+    /// wyrand state, seeded per thread from the OS-seeded `RandomState`, the
+    /// thread and the clock: ids are random (W3C level 2) and a draw is a
+    /// multiply, where the SDK's `RandomIdGenerator` runs ChaCha.
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64),
+    );
+    std::thread::current().id().hash(&mut hasher);
+    hasher.finish()
+}
+
+fn next_u64() -> u64 {
+    RNG.with(|state| {
+        let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(next);
+        let product = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
+        (product as u64) ^ ((product >> 64) as u64)
+    })
 }
 
 pub(crate) fn new_trace_id() -> TraceId {
-    IDS.with(IdGenerator::new_trace_id)
+    loop {
+        let id = u128::from(next_u64()) << 64 | u128::from(next_u64());
+        if id != 0 {
+            return TraceId::from(id);
+        }
+    }
 }
 
 pub(crate) fn new_span_id() -> SpanId {
-    IDS.with(IdGenerator::new_span_id)
+    loop {
+        let id = next_u64();
+        if id != 0 {
+            return SpanId::from(id);
+        }
+    }
 }
 
 impl TraceContext {
@@ -88,6 +129,16 @@ impl TraceContext {
         self.sampled
     }
 
+    /// The caller's `tracestate`, passed on to this span's children.
+    pub fn trace_state(&self) -> Option<&HeaderValue> {
+        self.passed.as_ref()?.trace_state.as_ref()
+    }
+
+    /// The caller's `baggage`, passed on to outgoing calls.
+    pub fn baggage(&self) -> Option<&HeaderValue> {
+        self.passed.as_ref()?.baggage.as_ref()
+    }
+
     /// The `traceparent` that names this span as the parent.
     pub fn traceparent(&self) -> HeaderValue {
         traceparent(self.trace_id, self.span_id, self.sampled)
@@ -100,8 +151,7 @@ impl TraceContext {
             span_id: new_span_id(),
             parent_span_id: Some(self.span_id),
             sampled: self.sampled,
-            trace_state: self.trace_state.clone(),
-            baggage: self.baggage.clone(),
+            passed: self.passed.clone(),
         }
     }
 
@@ -109,19 +159,20 @@ impl TraceContext {
     /// naming this span as the parent on outgoing `headers`.
     pub fn inject(&self, headers: &mut HeaderMap) {
         headers.insert(TRACEPARENT.clone(), self.traceparent());
-        if let Some(state) = &self.trace_state {
-            headers.insert(TRACESTATE.clone(), state.clone());
-        }
-        if let Some(baggage) = &self.baggage {
-            headers.insert(BAGGAGE.clone(), baggage.clone());
+        if let Some(passed) = &self.passed {
+            if let Some(state) = &passed.trace_state {
+                headers.insert(TRACESTATE.clone(), state.clone());
+            }
+            if let Some(baggage) = &passed.baggage {
+                headers.insert(BAGGAGE.clone(), baggage.clone());
+            }
         }
     }
 
     /// As an OpenTelemetry span context, for parents of `tracing` spans.
     pub fn span_context(&self) -> SpanContext {
         let trace_state = self
-            .trace_state
-            .as_ref()
+            .trace_state()
             .and_then(|state| state.to_str().ok())
             .and_then(|state| state.parse::<TraceState>().ok())
             .unwrap_or_default();
@@ -175,16 +226,17 @@ pub(crate) fn extract(headers: &HeaderMap) -> Option<RemoteParent> {
 }
 
 /// `tracestate` and `baggage` to pass on, when they are of a sane size.
-pub(crate) fn passed_on(headers: &HeaderMap) -> (Option<HeaderValue>, Option<HeaderValue>) {
+pub(crate) fn passed_on(headers: &HeaderMap) -> Option<Arc<Passed>> {
     let keep = |name: &HeaderName, max: usize| {
         let mut values = headers.get_all(name).iter();
         let value = values.next()?;
         (values.next().is_none() && !value.is_empty() && value.len() <= max).then(|| value.clone())
     };
-    (
-        keep(&TRACESTATE, MAX_TRACESTATE),
-        keep(&BAGGAGE, MAX_BAGGAGE),
-    )
+    let passed = Passed {
+        trace_state: keep(&TRACESTATE, MAX_TRACESTATE),
+        baggage: keep(&BAGGAGE, MAX_BAGGAGE),
+    };
+    (passed.trace_state.is_some() || passed.baggage.is_some()).then(|| Arc::new(passed))
 }
 
 /// Parses `version-traceid-spanid-flags` as W3C Trace Context level 1 says:
@@ -344,6 +396,21 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_distinct_and_never_zero() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let trace_id = new_trace_id();
+            assert_ne!(trace_id, TraceId::INVALID);
+            assert!(seen.insert(trace_id.to_bytes()));
+            assert_ne!(new_span_id(), SpanId::INVALID);
+        }
+        let other = std::thread::spawn(new_trace_id)
+            .join()
+            .unwrap_or(TraceId::INVALID);
+        assert!(!seen.contains(&other.to_bytes()));
+    }
+
+    #[test]
     fn the_current_context_is_restored_after_a_poll() {
         assert_eq!(current(), None);
         let context = TraceContext {
@@ -351,8 +418,7 @@ mod tests {
             span_id: new_span_id(),
             parent_span_id: None,
             sampled: true,
-            trace_state: None,
-            baggage: None,
+            passed: None,
         };
         let guard = CurrentGuard::enter(Some(context.clone()));
         assert_eq!(current(), Some(context.clone()));

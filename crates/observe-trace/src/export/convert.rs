@@ -60,8 +60,7 @@ fn scope() -> InstrumentationScope {
 
 fn span_context(context: &TraceContext) -> SpanContext {
     let trace_state = context
-        .trace_state
-        .as_ref()
+        .trace_state()
         .and_then(|state| state.to_str().ok())
         .and_then(|state| state.parse::<TraceState>().ok())
         .unwrap_or_default();

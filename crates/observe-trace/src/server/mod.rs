@@ -7,12 +7,13 @@
 //!   is missing, repeated or invalid starts a new trace, never an error;
 //! - decides whether the trace is sampled ([`Sampler`](crate::Sampler):
 //!   the caller's decision by default);
-//! - puts the [`TraceContext`](crate::TraceContext) and its
-//!   [`TraceIds`](observe_request_id::TraceIds) into the request extensions,
-//!   so the request log and every event in the request carry `trace_id` and
-//!   `span_id`, and makes it [`current`](crate::current) while the inner
-//!   service runs, so outgoing calls through
-//!   [`ClientTraceLayer`](crate::ClientTraceLayer) are its children;
+//! - puts the span's [`TraceIds`](observe_request_id::TraceIds) into the
+//!   request extensions, so the request log and every event in the request
+//!   carry `trace_id` and `span_id`, and makes its
+//!   [`TraceContext`](crate::TraceContext) [`current`](crate::current) while
+//!   the inner service runs, so outgoing calls through
+//!   [`ClientTraceLayer`](crate::ClientTraceLayer) are its children and
+//!   `tracing` spans (such as [`db`](crate::db) spans) its child spans;
 //! - when sampled and exporting, records a server span named
 //!   `{METHOD} {route}` with the stable HTTP semantic-convention attributes,
 //!   status error for 5xx (not 4xx) with `error.type`, and hands it to the

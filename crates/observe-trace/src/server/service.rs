@@ -14,7 +14,7 @@ use observe_request_id::RequestId;
 use tower_service::Service;
 
 use super::{Config, ResponseFuture, future::Recording};
-use crate::context::{self, CurrentGuard, TraceContext, new_span_id, new_trace_id};
+use crate::context::{self, TraceContext, new_span_id, new_trace_id};
 
 /// The service of [`TraceLayer`](super::TraceLayer).
 #[derive(Clone)]
@@ -63,7 +63,9 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let headers = request.headers();
         let parent = context::extract(headers);
-        let (trace_state, baggage) = context::passed_on(headers);
+        // A caller's vendor state and baggage belong to its trace: without a
+        // valid traceparent there is nothing to continue.
+        let passed = parent.and_then(|_| context::passed_on(headers));
         let trace_id = parent.map_or_else(new_trace_id, |parent| parent.trace_id);
         let sampled = self
             .config
@@ -74,9 +76,7 @@ where
             span_id: new_span_id(),
             parent_span_id: parent.map(|parent| parent.span_id),
             sampled,
-            // A vendor's state belongs to the caller's trace only.
-            trace_state: trace_state.filter(|_| parent.is_some()),
-            baggage,
+            passed,
         };
         let recording = match &self.config.sink {
             Some(sink) if sampled => {
@@ -98,17 +98,37 @@ where
             }
             _ => None,
         };
-        let otel = self.config.bridge.then(|| {
-            use opentelemetry::trace::TraceContextExt;
-            opentelemetry::Context::new().with_remote_span_context(context.span_context())
-        });
-        let extensions = request.extensions_mut();
-        extensions.insert(context.ids());
-        extensions.insert(context.clone());
-        let current = CurrentGuard::enter(Some(context));
-        let _otel = otel.clone().map(opentelemetry::Context::attach);
+        let otel = self.config.bridge.then(|| bridge_context(&context));
+        // The ids for the layers inside; the whole context is `current()`.
+        request.extensions_mut().insert(context.ids());
+        // Current while the inner future runs, where handlers do their work.
         let inner = self.inner.call(request);
-        let context = current.exit();
-        ResponseFuture::new(inner, context, recording, otel)
+        ResponseFuture::new(inner, Some(context), recording, otel)
     }
+}
+
+/// The OpenTelemetry context `tracing` spans inside the request get as their
+/// parent. A sampled-out request shares one, built once, that no sampler
+/// samples: its trace id's low bits are all ones, above any ratio's bound,
+/// and it is marked not sampled for the parent-based ones.
+fn bridge_context(context: &TraceContext) -> opentelemetry::Context {
+    use opentelemetry::trace::TraceContextExt;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    static UNSAMPLED: std::sync::OnceLock<opentelemetry::Context> = std::sync::OnceLock::new();
+    if context.sampled {
+        return opentelemetry::Context::new().with_remote_span_context(context.span_context());
+    }
+    UNSAMPLED
+        .get_or_init(|| {
+            let mut trace_id = [0xff; 16];
+            trace_id[0] = 0x01;
+            opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from_bytes(trace_id),
+                SpanId::from_bytes([0x01; 8]),
+                TraceFlags::default(),
+                true,
+                TraceState::default(),
+            ))
+        })
+        .clone()
 }
