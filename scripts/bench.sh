@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Criterion micro-benchmarks of every layer, each beside the bare service and
 # beside the tower-http layer that does the same job (benches/layers.rs), and
-# of the request log and its writer (benches/logs.rs).
+# of the request log and its writer (benches/logs.rs), and of the server
+# span (benches/trace.rs).
 #
 #   ./scripts/bench.sh              # 3 rounds of every benchmark, then a summary
 #   ./scripts/bench.sh --quick      # 1 short round, for a rough look
@@ -101,7 +102,7 @@ if command -v taskset >/dev/null 2>&1 && [[ "$(nproc)" -gt 1 ]]; then
   pin=(taskset -c 1)
 fi
 
-benches=(layers logs)
+benches=(layers logs trace)
 cargo bench --locked -p observe-tests "${benches[@]/#/--bench=}" --no-run
 results="target/bench-rounds.tsv"
 : >"$results"
@@ -171,6 +172,15 @@ print()
 print("request log line: its cost over RequestIdLayer alone, paired (criterion mean per round)")
 for name, budget in (("request_log_paired_observe", 1500), ("request_log_paired_observe_lossless", 1500),
                      ("request_log_paired_tower_http_trace_json", None)):
+    means = [r[name] for r in rounds.values() if name in r]
+    if means:
+        per_round = " ".join(f"+{m:.0f}" for m in means)
+        verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
+        print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
+print()
+print("server span: its cost over RequestIdLayer alone, paired (criterion mean per round)")
+for name, budget in (("trace_paired_observe_sampled", 2500), ("trace_paired_observe_sampled_out", 300),
+                     ("trace_paired_tower_http_otel", None)):
     means = [r[name] for r in rounds.values() if name in r]
     if means:
         per_round = " ".join(f"+{m:.0f}" for m in means)
