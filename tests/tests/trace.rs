@@ -565,3 +565,116 @@ where
         .layer(obs.client_layer())
         .service(client);
 }
+
+#[test]
+fn reqwest_calls_are_client_spans_too() {
+    let receiver_runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = receiver_runtime.block_on(OtlpReceiver::start());
+    let endpoint = receiver.grpc_endpoint();
+    let obs = observability(
+        "reqwest",
+        &LogBuffer::default(),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    );
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let back = TestServer::start(&obs, app()).await;
+        let url = back.url("/echo");
+        let layer = obs.client_layer();
+        let front_app = Router::new().route(
+            "/call",
+            get(move || {
+                let layer = layer.clone();
+                let url = url.clone();
+                async move {
+                    let client = reqwest::Client::new();
+                    let request = client.get(&url).build().unwrap();
+                    let response = layer.send_reqwest(&client, request).await.unwrap();
+                    response.text().await.unwrap()
+                }
+            }),
+        );
+        let front = TestServer::start(&obs, front_app).await;
+        let reply = http_get(&front.url("/call"), &[]).await;
+        let echoed = String::from_utf8(reply.body.to_vec()).unwrap();
+        let (traceparent, request_id) = echoed.split_once('|').unwrap();
+        assert_eq!(request_id, reply.header("x-request-id"));
+        flush(&obs);
+        let spans = receiver.spans();
+        assert_eq!(spans.len(), 3, "{spans:#?}");
+        let front_span = spans.iter().find(|span| span.name == "GET /call").unwrap();
+        let client_span = by_kind(&spans, CLIENT)[0];
+        let back_span = spans.iter().find(|span| span.name == "GET /echo").unwrap();
+        assert_eq!(client_span.parent_span_id, front_span.span_id);
+        assert_eq!(back_span.parent_span_id, client_span.span_id);
+        assert_eq!(back_span.trace_id, front_span.trace_id);
+        assert_eq!(
+            traceparent,
+            format!("00-{}-{}-01", client_span.trace_id, client_span.span_id)
+        );
+        front.stop(Duration::from_secs(10)).await.unwrap();
+        back.stop(Duration::from_secs(10)).await.unwrap();
+    });
+    drop(receiver);
+}
+
+#[test]
+fn bad_otel_values_fail_at_start_naming_the_variable() {
+    for (variable, value) in [
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "jaeger:4317"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
+        ("OTEL_SDK_DISABLED", "yes"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team"),
+    ] {
+        let mut vars = vec![(variable, value)];
+        if variable == "OTEL_TRACES_SAMPLER_ARG" {
+            vars.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
+        }
+        if variable.starts_with("OTEL_EXPORTER_OTLP_") && variable != "OTEL_EXPORTER_OTLP_ENDPOINT"
+        {
+            vars.push(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"));
+        }
+        let error = Observability::builder("bad")
+            .install_subscriber(false)
+            .install_metrics_recorder(false)
+            .env_vars(vars)
+            .init()
+            .unwrap_err();
+        assert_eq!(error.variable(), variable, "{error}");
+    }
+}
+
+#[test]
+fn otel_service_name_names_the_service_of_spans() {
+    let receiver_runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = receiver_runtime.block_on(OtlpReceiver::start());
+    let endpoint = receiver.grpc_endpoint();
+    let obs = Observability::builder("builder-name")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .service_version("1.2.3")
+        .env_vars([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "from-env"),
+        ])
+        .init()
+        .unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let server = TestServer::start(&obs, app()).await;
+        assert_eq!(
+            http_get(&server.url("/users/1"), &[]).await.status,
+            StatusCode::OK
+        );
+        flush(&obs);
+        server.stop(Duration::from_secs(10)).await.unwrap();
+    });
+    let spans = receiver.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].resource["service.name"], "from-env");
+    assert_eq!(spans[0].resource["service.version"], "1.2.3");
+    drop(receiver);
+}

@@ -11,8 +11,10 @@
 //! (without the query) and `http.response.status_code`; a status of 400 or
 //! more, or no response at all, is an error.
 //!
-//! For a client that is not a tower service (reqwest), put the headers on
-//! with [`inject_current`]: the call is then not a span of its own, and the
+//! For reqwest, with the `reqwest` feature,
+//! [`ClientTraceLayer::send_reqwest`] does the same around
+//! `Client::execute`. For any other client, put the headers on with
+//! [`inject_current`]: the call is then not a span of its own, and the
 //! callee's span is a child of the request's span.
 //!
 //! # Example
@@ -158,37 +160,110 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let context = match current() {
-            Some(parent) => parent.child(),
-            // A call outside any request starts a trace of its own.
-            None => {
-                let trace_id = new_trace_id();
-                TraceContext {
-                    trace_id,
-                    span_id: new_span_id(),
-                    parent_span_id: None,
-                    sampled: self.sampler.should_sample(None, trace_id),
-                    passed: None,
-                }
-            }
-        };
-        let headers = request.headers_mut();
-        context.inject(headers);
-        observe_request_id::propagate_current(headers);
-        let recording = match &self.sink {
-            Some(sink) if context.sampled => Some(Box::new(ClientRecording {
-                sink: sink.clone(),
-                context,
-                method: request.method().clone(),
-                uri: request.uri().clone(),
-                start: SystemTime::now(),
-            })),
-            _ => None,
-        };
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        let recording = start(
+            self.sink.as_ref(),
+            self.sampler,
+            &mut parts.headers,
+            &parts.method,
+            &parts.uri,
+        );
+        let request = Request::from_parts(parts, body);
         ClientResponseFuture {
             inner: self.inner.call(request),
             recording,
+        }
+    }
+}
+
+/// The client span of one call: a child of the current request's span (a
+/// new trace outside any request), its headers put on `headers`.
+fn start(
+    sink: Option<&SpanSink>,
+    sampler: Sampler,
+    headers: &mut HeaderMap,
+    method: &Method,
+    uri: &Uri,
+) -> Option<Box<ClientRecording>> {
+    let context = match current() {
+        Some(parent) => parent.child(),
+        None => {
+            let trace_id = new_trace_id();
+            TraceContext {
+                trace_id,
+                span_id: new_span_id(),
+                parent_span_id: None,
+                sampled: sampler.should_sample(None, trace_id),
+                passed: None,
+            }
+        }
+    };
+    context.inject(headers);
+    observe_request_id::propagate_current(headers);
+    match sink {
+        Some(sink) if context.sampled => Some(Box::new(ClientRecording {
+            sink: sink.clone(),
+            context,
+            method: method.clone(),
+            uri: uri.clone(),
+            start: SystemTime::now(),
+        })),
+        _ => None,
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl ClientTraceLayer {
+    /// Sends a reqwest request as a client span, with `traceparent`,
+    /// `tracestate`, `baggage` and `x-request-id` on it: the small wrapper
+    /// for a client that is not a tower service.
+    ///
+    /// ```no_run
+    /// # async fn demo(obs: observe_trace::Tracing) -> Result<(), reqwest::Error> {
+    /// let client = reqwest::Client::new();
+    /// let request = client.get("http://vk-api.internal/method/wall.get").build()?;
+    /// let response = obs.client_layer().send_reqwest(&client, request).await?;
+    /// # let _ = response;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_reqwest(
+        &self,
+        client: &reqwest::Client,
+        mut request: reqwest::Request,
+    ) -> reqwest::Result<reqwest::Response> {
+        let uri: Uri = request.url().as_str().parse().unwrap_or_default();
+        let method = request.method().clone();
+        let recording = start(
+            self.sink.as_ref(),
+            self.sampler,
+            request.headers_mut(),
+            &method,
+            &uri,
+        );
+        // Records the call as aborted if this future is dropped first.
+        let mut guard = RecordingGuard(recording);
+        let result = client.execute(request).await;
+        if let Some(recording) = guard.0.take() {
+            match &result {
+                Ok(response) => recording.finish(Some(response.status()), None),
+                Err(error) if error.is_timeout() => recording.finish(None, Some("timeout")),
+                Err(_) => recording.finish(None, Some("request_failed")),
+            }
+        }
+        result
+    }
+}
+
+#[cfg(feature = "reqwest")]
+struct RecordingGuard(Option<Box<ClientRecording>>);
+
+#[cfg(feature = "reqwest")]
+impl Drop for RecordingGuard {
+    fn drop(&mut self) {
+        if let Some(recording) = self.0.take() {
+            recording.finish(None, Some("aborted"));
         }
     }
 }
