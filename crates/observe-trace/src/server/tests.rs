@@ -127,3 +127,49 @@ async fn a_panic_in_the_future_leaves_no_context_behind() {
     assert!(outcome.is_err());
     assert_eq!(current(), None);
 }
+
+#[tokio::test]
+async fn tracestate_and_baggage_are_passed_on_by_the_client_layer() {
+    use crate::ClientTraceLayer;
+    // The "downstream" echoes the headers the client layer put on.
+    let downstream = ClientTraceLayer::new().layer(service_fn(|request: Request<()>| async move {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok::<_, Infallible>(Response::new(format!(
+            "{}|{}|{}",
+            header("traceparent"),
+            header("tracestate"),
+            header("baggage")
+        )))
+    }));
+    let service = TraceLayer::new().layer(service_fn(move |_: Request<()>| {
+        let downstream = downstream.clone();
+        async move { downstream.oneshot(Request::new(())).await }
+    }));
+    let mut request = Request::new(());
+    let headers = request.headers_mut();
+    headers.insert(
+        &TRACEPARENT,
+        HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    headers.insert("tracestate", HeaderValue::from_static("vendor=opaque"));
+    headers.insert("baggage", HeaderValue::from_static("tenant=acme"));
+    let body = match service.oneshot(request).await {
+        Ok(response) => response.into_body(),
+        Err(never) => match never {},
+    };
+    let parts: Vec<&str> = body.split('|').collect();
+    assert!(parts[0].starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(
+        !parts[0].contains("00f067aa0ba902b7"),
+        "a new span id for the call"
+    );
+    assert_eq!(parts[1], "vendor=opaque");
+    assert_eq!(parts[2], "tenant=acme");
+}
