@@ -159,33 +159,26 @@ for name in ("request_id_bare", "request_id_bare_with_id", "error_capture_bare",
     if means:
         print(f"{name:40} {statistics.median(means):21.0f} ns")
 print()
-print("paired: the layer's cost over the bare router, timed in alternating chunks (criterion mean per round)")
-for name, budget in (("metrics_paired_identity_layer", None), ("metrics_paired_observe", 250),
-                     ("metrics_paired_axum_prometheus", None)):
-    means = [r[name] for r in rounds.values() if name in r]
-    if means:
-        per_round = " ".join(f"+{m:.0f}" for m in means)
-        verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
-        print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
-print()
-print()
-print("request log line: its cost over RequestIdLayer alone, paired (criterion mean per round)")
-for name, budget in (("request_log_paired_observe", 1500), ("request_log_paired_observe_lossless", 1500),
-                     ("request_log_paired_tower_http_trace_json", None)):
-    means = [r[name] for r in rounds.values() if name in r]
-    if means:
-        per_round = " ".join(f"+{m:.0f}" for m in means)
-        verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
-        print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
-print()
-print("server span: its cost over RequestIdLayer alone, paired (criterion mean per round)")
-for name, budget in (("trace_paired_observe_sampled", 2500), ("trace_paired_observe_sampled_out", 300),
-                     ("trace_paired_tower_http_otel", None)):
-    means = [r[name] for r in rounds.values() if name in r]
-    if means:
-        per_round = " ".join(f"+{m:.0f}" for m in means)
-        verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
-        print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
+def paired(title, rows):
+    """Rows of (benchmark, budget in ns or None): paired differences per round."""
+    print(title)
+    for name, budget in rows:
+        means = [r[name] for r in rounds.values() if name in r]
+        if means:
+            per_round = " ".join(f"+{m:.0f}" for m in means)
+            verdict = "" if budget is None else (f"{budget} ok" if statistics.median(means) <= budget else f"{budget} OVER")
+            print(f"{name:40} {per_round:>30} {statistics.median(means):+7.0f} {verdict:>7}")
+    print()
+
+paired("paired: the layer's cost over the bare router, timed in alternating chunks (criterion mean per round)",
+       (("metrics_paired_identity_layer", None), ("metrics_paired_observe", 250),
+        ("metrics_paired_axum_prometheus", None)))
+paired("request log line: its cost over RequestIdLayer alone, paired (criterion mean per round)",
+       (("request_log_paired_observe", 1500), ("request_log_paired_observe_lossless", 1500),
+        ("request_log_paired_tower_http_trace_json", None)))
+paired("server span: its cost over RequestIdLayer alone, paired (criterion mean per round)",
+       (("trace_paired_observe_sampled", 2500), ("trace_paired_observe_sampled_out", 300),
+        ("trace_paired_tower_http_otel", None)))
 means = [r["file_lines"] for r in rounds.values() if "file_lines" in r]
 if means:
     rates = [1e9 / m for m in means]

@@ -117,6 +117,30 @@ pub(crate) fn parse_duration(name: &'static str, value: &str) -> Result<Duration
     }
 }
 
+/// Registers a `{service}`-labelled counter in the metrics registry, with
+/// its help text, at zero: a zero is a value alerts can rely on, a missing
+/// series is not.
+pub(crate) fn zeroed_counter(
+    registry: &observe_metrics::Metrics,
+    name: &'static str,
+    service: &str,
+    help: &'static str,
+) -> metrics::Counter {
+    static METADATA: metrics::Metadata<'static> =
+        metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+    let recorder = registry.recorder();
+    recorder.describe_counter(name.into(), Some(metrics::Unit::Count), help.into());
+    let counter = recorder.register_counter(
+        &metrics::Key::from_parts(
+            name,
+            vec![metrics::Label::new("service", service.to_owned())],
+        ),
+        &METADATA,
+    );
+    counter.increment(0);
+    counter
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

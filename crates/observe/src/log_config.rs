@@ -7,7 +7,6 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use metrics::{Key, Label, Metadata};
 use observe_log::{
     FileOutput, Format, Logging, Redaction, RequestLogLayer, Rotation, Schema, TrustedProxy,
 };
@@ -17,9 +16,6 @@ use crate::{
     config::Env,
     defaults::{LOG_MAX_FILES, LOG_QUEUE_CAPACITY},
 };
-
-static METADATA: Metadata<'static> =
-    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 /// Where lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,20 +191,12 @@ impl LogOptions {
         };
         builder = builder.redaction(redaction.clone());
 
-        let counter = registry.recorder().register_counter(
-            &Key::from_parts(
-                observe_log::DROPPED_LINES_METRIC,
-                vec![Label::new("service", service.to_owned())],
-            ),
-            &METADATA,
+        let counter = crate::config::zeroed_counter(
+            registry,
+            observe_log::DROPPED_LINES_METRIC,
+            service,
+            "Log lines dropped because the log queue was full.",
         );
-        registry.recorder().describe_counter(
-            observe_log::DROPPED_LINES_METRIC.into(),
-            Some(metrics::Unit::Count),
-            "Log lines dropped because the log queue was full.".into(),
-        );
-        // Zero is a value, not a missing series: alerts can rely on it.
-        counter.increment(0);
         builder = builder.dropped_counter(counter);
 
         let logging = builder.build().map_err(|error| {

@@ -2,13 +2,9 @@
 
 use std::collections::HashMap;
 
-use metrics::{Key, Label, Metadata};
 use observe_trace::{Sampler, Tracing};
 
 use crate::{ConfigError, config::Env};
-
-static METADATA: Metadata<'static> =
-    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 /// Every variable observe-trace reads.
 const VARIABLES: &[&str] = &[
@@ -59,19 +55,12 @@ impl TraceOptions {
         if let Some(version) = self.service_version {
             builder = builder.service_version(version);
         }
-        let counter = registry.recorder().register_counter(
-            &Key::from_parts(
-                observe_trace::DROPPED_SPANS_METRIC,
-                vec![Label::new("service", service.to_owned())],
-            ),
-            &METADATA,
+        let counter = crate::config::zeroed_counter(
+            registry,
+            observe_trace::DROPPED_SPANS_METRIC,
+            service,
+            "Spans dropped because the export queue was full or their export failed.",
         );
-        registry.recorder().describe_counter(
-            observe_trace::DROPPED_SPANS_METRIC.into(),
-            Some(metrics::Unit::Count),
-            "Spans dropped because the export queue was full or their export failed.".into(),
-        );
-        counter.increment(0);
         builder.dropped_counter(counter).build().map_err(|error| {
             ConfigError::new(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
