@@ -62,6 +62,8 @@ struct Store {
     hang: Arc<AtomicBool>,
     /// Count only, keep nothing: for benchmarks.
     count_only: Arc<AtomicBool>,
+    /// The `x-api-key` header (gRPC metadata) of the last export.
+    api_key: Arc<Mutex<Option<String>>>,
     count: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -101,6 +103,10 @@ impl Store {
         }
     }
 
+    fn saw_api_key(&self, value: Option<&str>) {
+        *self.api_key.lock().unwrap_or_else(PoisonError::into_inner) = value.map(str::to_owned);
+    }
+
     async fn maybe_hang(&self) {
         if self.hang.load(Relaxed) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -137,6 +143,12 @@ impl TraceService for Store {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         self.maybe_hang().await;
+        self.saw_api_key(
+            request
+                .metadata()
+                .get("x-api-key")
+                .and_then(|value| value.to_str().ok()),
+        );
         self.keep(request.into_inner(), "grpc");
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success: None,
@@ -144,8 +156,17 @@ impl TraceService for Store {
     }
 }
 
-async fn http_export(State(store): State<Store>, body: Bytes) -> (StatusCode, Vec<u8>) {
+async fn http_export(
+    State(store): State<Store>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
     store.maybe_hang().await;
+    store.saw_api_key(
+        headers
+            .get("x-api-key")
+            .and_then(|value| value.to_str().ok()),
+    );
     match ExportTraceServiceRequest::decode(body) {
         Ok(request) => {
             store.keep(request, "http");
@@ -192,6 +213,15 @@ impl OtlpReceiver {
     /// The base URL for `http/protobuf` (the exporter adds `/v1/traces`).
     pub fn http_endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The `x-api-key` header or metadata of the last export.
+    pub fn api_key(&self) -> Option<String> {
+        self.store
+            .api_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// From now on, count spans and keep none (for benchmarks).

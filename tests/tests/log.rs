@@ -894,3 +894,30 @@ fn request_line_levels_and_excluded_paths_are_configurable() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn the_pretty_format_is_one_readable_line_per_event() {
+    let buffer = LogBuffer::default();
+    let obs = builder()
+        .log_writer(buffer.clone())
+        .env_vars([("OBSERVE_LOG_FORMAT", "pretty")])
+        .init()
+        .unwrap();
+    tracing::dispatcher::with_default(obs.dispatch(), || {
+        tracing::info!(group_id = 42, text = "two\nlines", "parsed");
+    });
+    obs.flush_logs(Duration::from_secs(5)).unwrap();
+    let text = buffer.text();
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    let line = text.trim_end();
+    assert!(
+        serde_json::from_str::<Value>(line).is_err(),
+        "not JSON: {line}"
+    );
+    // A writer is not a terminal: no colours.
+    assert!(!line.contains('\u{1b}'));
+    assert!(
+        line.ends_with(" INFO log: parsed group_id=42 text=\"two\\nlines\""),
+        "{line}"
+    );
+}
