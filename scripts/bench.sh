@@ -11,7 +11,8 @@
 #   ./scripts/bench.sh --instructions   # instructions per request (valgrind),
 #                                       # the same figure on every run
 #   ./scripts/bench.sh --load       # wrk over real TCP: bare router, MetricsLayer,
-#                                   # axum-prometheus, the whole obs.layer() stack
+#                                   # axum-prometheus, the whole obs.layer() stack, with
+#                                   # its log written and its spans exported
 #
 # These machines are shared and noisy: one benchmark can shift by 100 ns
 # between two runs a minute apart. So every round runs every benchmark once,
@@ -71,7 +72,7 @@ if [[ "${1:-}" == "--load" ]]; then
   # Server on core 0, wrk on core 1: one core each, every run bounded to 8 s.
   printf '%-16s %5s %12s %10s %10s\n' variant round requests/s p50 p99
   for round in $(seq 1 "${ROUNDS:-2}"); do
-    for variant in ${LOAD_VARIANTS:-bare identity metrics axum_prometheus observe}; do
+    for variant in ${LOAD_VARIANTS:-bare identity metrics axum_prometheus observe observe_logged observe_exported}; do
       taskset -c 0 "$server" "$variant" "$addr" &
       pid=$!
       for _ in $(seq 1 50); do

@@ -1,6 +1,10 @@
 //! Serves the benchmark router over real TCP for load tests with wrk:
-//! `load_server VARIANT ADDR`, variants `bare`, `metrics`, `axum_prometheus`
-//! and `observe` (the whole `obs.layer()` stack). `./scripts/bench.sh --load`
+//! `load_server VARIANT ADDR`, variants `bare`, `metrics`, `axum_prometheus`,
+//! `observe` (the whole `obs.layer()` stack, no subscriber: ids, metrics,
+//! no log line written), `observe_logged` (the same with its subscriber
+//! installed: a JSON line per request into a rotating file under `target/`)
+//! and `observe_exported` (that, plus every span exported over OTLP/gRPC to a
+//! receiver in the same process). `./scripts/bench.sh --load`
 //! runs each under wrk, pinned apart from the load generator.
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +16,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (Some(variant), Some(addr)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: load_server VARIANT ADDR; variants: bare, metrics, axum_prometheus, observe"
+            "usage: load_server VARIANT ADDR; variants: bare, metrics, axum_prometheus, observe, observe_logged, observe_exported"
         );
         return ExitCode::FAILURE;
     };
@@ -38,6 +42,33 @@ fn main() -> ExitCode {
                     .install_metrics_recorder(false)
                     .init()
                     .unwrap();
+                router(|app| app.layer(obs.layer()))
+            }
+            "observe_logged" | "observe_exported" => {
+                let mut vars = Vec::new();
+                let receiver = if variant == "observe_exported" {
+                    let receiver = observe_tests::otlp::OtlpReceiver::start().await;
+                    receiver.count_only();
+                    vars.push((
+                        "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                        receiver.grpc_endpoint(),
+                    ));
+                    Some(receiver)
+                } else {
+                    None
+                };
+                let obs = observe::Observability::builder("load")
+                    .install_metrics_recorder(false)
+                    .log_file(
+                        observe::log::FileOutput::new("target/load-server/load.log")
+                            .max_bytes(64 << 20)
+                            .max_files(1),
+                    )
+                    .env_vars(vars)
+                    .init()
+                    .unwrap();
+                // Kept for the life of the server.
+                std::mem::forget(receiver);
                 router(|app| app.layer(obs.layer()))
             }
             other => {
