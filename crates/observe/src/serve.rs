@@ -49,9 +49,11 @@ impl Observability {
     /// a blocking thread, not on the runtime.
     async fn flush_logs_off_runtime(&self) {
         // Spans first: a failed export is logged, and that line flushed too.
+        // A flush, not a shutdown: another server may share this handle.
         let tracing = self.tracing().clone();
-        let exported = tokio::task::spawn_blocking(move || {
-            tracing.shutdown(observe_trace::DEFAULT_SHUTDOWN_TIMEOUT)
+        let exported = tokio::task::spawn_blocking(move || match tracing.handle() {
+            Some(handle) => handle.flush(observe_trace::DEFAULT_SHUTDOWN_TIMEOUT),
+            None => Ok(()),
         })
         .await;
         if !matches!(exported, Ok(Ok(()))) {
