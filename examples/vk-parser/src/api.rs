@@ -1,6 +1,6 @@
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    sync::{Arc, Mutex, PoisonError, RwLock},
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use axum::{
@@ -12,7 +12,10 @@ use axum::{
 use observe::AppError;
 use serde::{Deserialize, Serialize};
 
-use crate::standin::{self, Comment, Post};
+use crate::{
+    standin::{self, Comment},
+    store::{Store, StoreError},
+};
 
 /// The most posts, or comments per post, one parse may ask for.
 const MAX_LIMIT: u32 = 100;
@@ -20,38 +23,40 @@ const MAX_LIMIT: u32 = 100;
 const DEFAULT_PAGE: u32 = 50;
 
 /// What the handlers share.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
-    groups: RwLock<HashMap<String, Group>>,
+    store: Store,
     parsing: Mutex<HashSet<String>>,
 }
 
-#[derive(Default)]
-struct Group {
-    posts: BTreeMap<u64, Post>,
-    comments: BTreeMap<u64, Comment>,
+impl AppState {
+    /// The handlers' state over `store`.
+    pub fn new(store: Store) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                parsing: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
 }
 
-impl AppState {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Reads what is stored of `group`; `group_not_parsed` when nothing is.
-    fn with_group<T>(&self, group: &str, read: impl FnOnce(&Group) -> T) -> Result<T, AppError> {
-        let groups = self
-            .inner
-            .groups
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        groups.get(group).map(read).ok_or_else(|| not_parsed(group))
-    }
+/// A store failure: the cause goes to the log, the client gets a 503.
+fn unavailable(error: StoreError) -> AppError {
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "the database is not available, try again later",
+    )
+    .with_source(std::io::Error::other(error.to_string()))
 }
 
 /// Marks a group as being parsed until dropped, even if the parse panics.
@@ -103,11 +108,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn index() -> Json<serde_json::Value> {
+async fn index(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "service": "vk-parser",
         "version": env!("CARGO_PKG_VERSION"),
         "vk_api": "offline stand-in",
+        "database": state.store().system(),
         "routes": [
             "POST /api/v1/groups/{group_id}/parse",
             "GET /api/v1/groups/{group_id}/comments",
@@ -157,8 +163,8 @@ struct ParseResult {
     group_id: String,
     posts_fetched: usize,
     comments_fetched: usize,
-    posts_added: usize,
-    comments_added: usize,
+    posts_added: u64,
+    comments_added: u64,
 }
 
 async fn parse(
@@ -176,42 +182,23 @@ async fn parse(
         .iter()
         .flat_map(|post| standin::comments(group, post, comments_per_post))
         .collect();
-
-    let mut groups = state
-        .inner
-        .groups
-        .write()
-        .unwrap_or_else(PoisonError::into_inner);
-    let stored = groups.entry(group.to_owned()).or_default();
-    let posts_fetched = posts.len();
-    let comments_fetched = comments.len();
-    let mut posts_added = 0;
-    for post in posts {
-        if let std::collections::btree_map::Entry::Vacant(slot) = stored.posts.entry(post.id) {
-            slot.insert(post);
-            posts_added += 1;
-        }
-    }
-    let mut comments_added = 0;
-    for comment in comments {
-        if let std::collections::btree_map::Entry::Vacant(slot) = stored.comments.entry(comment.id)
-        {
-            slot.insert(comment);
-            comments_added += 1;
-        }
-    }
+    let added = state
+        .store()
+        .save(group, &posts, &comments)
+        .await
+        .map_err(unavailable)?;
     tracing::info!(
         group_id = group,
-        posts_added,
-        comments_added,
+        posts_added = added.posts,
+        comments_added = added.comments,
         "group parsed"
     );
     Ok(Json(ParseResult {
         group_id: group.to_owned(),
-        posts_fetched,
-        comments_fetched,
-        posts_added,
-        comments_added,
+        posts_fetched: posts.len(),
+        comments_fetched: comments.len(),
+        posts_added: added.posts,
+        comments_added: added.comments,
     }))
 }
 
@@ -225,7 +212,7 @@ struct CommentsQuery {
 #[derive(Serialize)]
 struct CommentsPage {
     group_id: String,
-    total: usize,
+    total: u64,
     comments: Vec<Comment>,
 }
 
@@ -246,15 +233,22 @@ async fn comments(
     let group = group_key(&group_id)?;
     let limit = bounded("limit", query.limit.unwrap_or(DEFAULT_PAGE))? as usize;
     let offset = query.offset.unwrap_or(0) as usize;
-    let (total, comments) = state.with_group(group, |stored| {
-        let matching = stored.comments.values().filter(|comment| {
-            query
-                .post_id
-                .is_none_or(|post_id| comment.post_id == post_id)
-        });
-        let total = matching.clone().count();
-        (total, matching.skip(offset).take(limit).cloned().collect())
-    })?;
+    let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+    let (total, comments) = state
+        .store()
+        .comments(group, query.post_id, limit as u32, offset)
+        .await
+        .map_err(unavailable)?;
+    if total == 0
+        && state
+            .store()
+            .stats(group)
+            .await
+            .map_err(unavailable)?
+            .is_none()
+    {
+        return Err(not_parsed(group));
+    }
     Ok(Json(CommentsPage {
         group_id: group.to_owned(),
         total,
@@ -265,8 +259,8 @@ async fn comments(
 #[derive(Serialize)]
 struct Stats {
     group_id: String,
-    posts: usize,
-    comments: usize,
+    posts: u64,
+    comments: u64,
 }
 
 async fn stats(
@@ -274,8 +268,12 @@ async fn stats(
     Path(group_id): Path<String>,
 ) -> Result<Json<Stats>, AppError> {
     let group = group_key(&group_id)?;
-    let (posts, comments) =
-        state.with_group(group, |stored| (stored.posts.len(), stored.comments.len()))?;
+    let (posts, comments) = state
+        .store()
+        .stats(group)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| not_parsed(group))?;
     Ok(Json(Stats {
         group_id: group.to_owned(),
         posts,

@@ -2,9 +2,10 @@
 //!
 //! It fetches a VK community's wall posts and their comments, keeps them, and
 //! serves them. In this version the posts and comments come from an offline
-//! stand-in that generates them deterministically from the group id, and they
-//! are kept in memory; the database, the Redis cache and the real VK client
-//! arrive with the demo issue.
+//! stand-in that generates them deterministically from the group id; they
+//! are kept in SQLite (a local file) or, with `DATABASE_URL=postgres://...`,
+//! in PostgreSQL. The Redis cache and the real VK client arrive with the
+//! demo issue.
 //!
 //! | route | what it does |
 //! | --- | --- |
@@ -15,8 +16,10 @@
 
 mod api;
 mod standin;
+mod store;
 
 pub use api::{AppState, app};
+pub use store::{Added, DEFAULT_DATABASE_URL, Store, StoreError};
 
 use std::net::SocketAddr;
 
@@ -28,6 +31,8 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub struct Config {
     /// The listening address (`VK_PARSER_ADDR`).
     pub addr: SocketAddr,
+    /// Where posts and comments are kept (`DATABASE_URL`).
+    pub database_url: String,
 }
 
 impl Config {
@@ -46,6 +51,13 @@ impl Config {
                 return Err("invalid VK_PARSER_ADDR: not valid UTF-8".to_owned());
             }
         };
-        Ok(Self { addr })
+        let database_url = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            Ok(_) | Err(std::env::VarError::NotPresent) => store::DEFAULT_DATABASE_URL.to_owned(),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err("invalid DATABASE_URL: not valid UTF-8".to_owned());
+            }
+        };
+        Ok(Self { addr, database_url })
     }
 }

@@ -23,7 +23,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         observe::health::MemoryCheck::new(),
         observe::health::CheckOptions::new().critical(false),
     );
-    let app = obs.router(vk_parser::app(vk_parser::AppState::new()));
+    let store = vk_parser::Store::connect(&config.database_url)
+        .await
+        .map_err(|error| format!("{error} (DATABASE_URL)"))?;
+    tracing::info!(database = store.system(), "database ready");
+    let app = obs.router(vk_parser::app(vk_parser::AppState::new(store)));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|error| format!("cannot listen on VK_PARSER_ADDR={}: {error}", config.addr))?;

@@ -33,8 +33,15 @@ fn free_port() -> SocketAddr {
 
 async fn start() -> Running {
     let addr = free_port();
+    // A fresh SQLite file per run: the default one would keep earlier runs.
+    let database = std::env::temp_dir().join(format!("vk-parser-binary-{}.db", addr.port()));
+    let _ = std::fs::remove_file(&database);
     let child = Command::new(env!("CARGO_BIN_EXE_vk-parser"))
         .env("VK_PARSER_ADDR", addr.to_string())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", database.display()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

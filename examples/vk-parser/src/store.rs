@@ -1,0 +1,255 @@
+//! Where parsed posts and comments are kept: SQLite in a local file by
+//! default, PostgreSQL when `DATABASE_URL` says so, through one code path
+//! (sqlx's `Any` driver: the statements below are valid in both).
+//!
+//! A parse is stored in one transaction, and every row is unique per group,
+//! post and comment, so a second parse of the same posts adds nothing and a
+//! failed one leaves nothing half-written.
+
+use std::{fmt, time::Duration};
+
+use sqlx::{
+    AnyPool, Row,
+    any::{AnyPoolOptions, install_default_drivers},
+};
+use tracing::Instrument;
+
+use crate::standin::{Comment, Post};
+
+/// The database when `DATABASE_URL` is not set: a file next to where the
+/// demo runs, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://vk-parser.db?mode=rwc";
+
+/// How long a query may wait for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, applied at start; each statement is idempotent.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS posts (
+        group_id TEXT NOT NULL,
+        post_id BIGINT NOT NULL,
+        text TEXT NOT NULL,
+        comments BIGINT NOT NULL,
+        PRIMARY KEY (group_id, post_id)
+    )",
+    "CREATE TABLE IF NOT EXISTS comments (
+        group_id TEXT NOT NULL,
+        post_id BIGINT NOT NULL,
+        comment_id BIGINT NOT NULL,
+        from_id BIGINT NOT NULL,
+        date BIGINT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (group_id, post_id, comment_id)
+    )",
+];
+
+const INSERT_POST: &str = "INSERT INTO posts (group_id, post_id, text, comments) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+const INSERT_COMMENT: &str = "INSERT INTO comments (group_id, post_id, comment_id, from_id, date, text) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+const COUNT_POSTS: &str = "SELECT COUNT(*) FROM posts WHERE group_id = $1";
+const COUNT_COMMENTS: &str = "SELECT COUNT(*) FROM comments WHERE group_id = $1";
+const COUNT_POST_COMMENTS: &str =
+    "SELECT COUNT(*) FROM comments WHERE group_id = $1 AND post_id = $2";
+const PAGE: &str = "SELECT post_id, comment_id, from_id, date, text FROM comments \
+     WHERE group_id = $1 ORDER BY post_id, comment_id LIMIT $2 OFFSET $3";
+const POST_PAGE: &str = "SELECT post_id, comment_id, from_id, date, text FROM comments \
+     WHERE group_id = $1 AND post_id = $2 ORDER BY comment_id LIMIT $3 OFFSET $4";
+
+/// The store failed: connecting, migrating, or a query. The text is for
+/// logs; clients get a generic 503 or 500.
+#[derive(Debug)]
+pub struct StoreError(String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// The connection pool and what the demo asks of it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    system: &'static str,
+}
+
+/// What one parse added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Added {
+    /// New posts.
+    pub posts: u64,
+    /// New comments.
+    pub comments: u64,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies
+    /// the schema. A URL of another kind is refused, naming `DATABASE_URL`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let system = if url.starts_with("sqlite:") {
+            "sqlite"
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            "postgresql"
+        } else {
+            return Err(StoreError(
+                "invalid DATABASE_URL: expected sqlite://FILE or postgres://USER@HOST/DB"
+                    .to_owned(),
+            ));
+        };
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            // SQLite allows one writer; more connections only wait on its lock.
+            .max_connections(if system == "sqlite" { 1 } else { 10 })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(|error| StoreError(format!("cannot open the database: {error}")))?;
+        for statement in MIGRATIONS {
+            sqlx::query(*statement)
+                .execute(&pool)
+                .await
+                .map_err(|error| StoreError(format!("cannot migrate the database: {error}")))?;
+        }
+        Ok(Self { pool, system })
+    }
+
+    /// `sqlite` or `postgresql`.
+    pub fn system(&self) -> &'static str {
+        self.system
+    }
+
+    /// Connections in use now, for the `database_connections` gauge.
+    pub fn connections_in_use(&self) -> u32 {
+        self.pool.size().saturating_sub(self.pool.num_idle() as u32)
+    }
+
+    /// Stores `posts` and `comments` of `group` in one transaction; rows
+    /// already there are left as they are.
+    pub(crate) async fn save(
+        &self,
+        group: &str,
+        posts: &[Post],
+        comments: &[Comment],
+    ) -> Result<Added, StoreError> {
+        let batch = async {
+            let mut transaction = self.pool.begin().await?;
+            let mut added = Added {
+                posts: 0,
+                comments: 0,
+            };
+            for post in posts {
+                added.posts += sqlx::query(INSERT_POST)
+                    .bind(group)
+                    .bind(post.id as i64)
+                    .bind(&post.text)
+                    .bind(i64::from(post.comments))
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+            }
+            for comment in comments {
+                added.comments += sqlx::query(INSERT_COMMENT)
+                    .bind(group)
+                    .bind(comment.post_id as i64)
+                    .bind(comment.id as i64)
+                    .bind(comment.from_id)
+                    .bind(comment.date as i64)
+                    .bind(&comment.text)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+            }
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(added)
+        };
+        Ok(batch
+            .instrument(observe::trace::db::query(self.system, INSERT_COMMENT))
+            .await?)
+    }
+
+    /// Totals of `group`: `None` when nothing of it is stored.
+    pub async fn stats(&self, group: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let posts: i64 = sqlx::query(COUNT_POSTS)
+            .bind(group)
+            .fetch_one(&self.pool)
+            .instrument(observe::trace::db::query(self.system, COUNT_POSTS))
+            .await?
+            .try_get(0)?;
+        if posts == 0 {
+            return Ok(None);
+        }
+        let comments: i64 = sqlx::query(COUNT_COMMENTS)
+            .bind(group)
+            .fetch_one(&self.pool)
+            .instrument(observe::trace::db::query(self.system, COUNT_COMMENTS))
+            .await?
+            .try_get(0)?;
+        Ok(Some((posts as u64, comments as u64)))
+    }
+
+    /// A page of `group`'s comments, with the number there are in all.
+    pub(crate) async fn comments(
+        &self,
+        group: &str,
+        post_id: Option<u64>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(u64, Vec<Comment>), StoreError> {
+        let (total, rows) = match post_id {
+            None => {
+                let total: i64 = sqlx::query(COUNT_COMMENTS)
+                    .bind(group)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                let rows = sqlx::query(PAGE)
+                    .bind(group)
+                    .bind(i64::from(limit))
+                    .bind(i64::from(offset))
+                    .fetch_all(&self.pool)
+                    .instrument(observe::trace::db::query(self.system, PAGE))
+                    .await?;
+                (total, rows)
+            }
+            Some(post_id) => {
+                let total: i64 = sqlx::query(COUNT_POST_COMMENTS)
+                    .bind(group)
+                    .bind(post_id as i64)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                let rows = sqlx::query(POST_PAGE)
+                    .bind(group)
+                    .bind(post_id as i64)
+                    .bind(i64::from(limit))
+                    .bind(i64::from(offset))
+                    .fetch_all(&self.pool)
+                    .instrument(observe::trace::db::query(self.system, POST_PAGE))
+                    .await?;
+                (total, rows)
+            }
+        };
+        let comments = rows
+            .iter()
+            .map(|row| {
+                Ok(Comment {
+                    post_id: row.try_get::<i64, _>(0)? as u64,
+                    id: row.try_get::<i64, _>(1)? as u64,
+                    from_id: row.try_get(2)?,
+                    date: row.try_get::<i64, _>(3)? as u64,
+                    text: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok((total as u64, comments))
+    }
+}
