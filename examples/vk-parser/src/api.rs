@@ -13,8 +13,9 @@ use observe::AppError;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    standin::{self, Comment},
+    standin::Comment,
     store::{Store, StoreError},
+    vk::VkClient,
 };
 
 /// The most posts, or comments per post, one parse may ask for.
@@ -30,15 +31,17 @@ pub struct AppState {
 
 struct Inner {
     store: Store,
+    vk: VkClient,
     parsing: Mutex<HashSet<String>>,
 }
 
 impl AppState {
-    /// The handlers' state over `store`.
-    pub fn new(store: Store) -> Self {
+    /// The handlers' state: where parses are kept, and where they come from.
+    pub fn new(store: Store, vk: VkClient) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
+                vk,
                 parsing: Mutex::new(HashSet::new()),
             }),
         }
@@ -177,11 +180,15 @@ async fn parse(
     let comments_per_post = bounded("comments_per_post", request.comments_per_post)?;
     let _guard = ParseGuard::start(&state, group)?;
 
-    let posts = standin::posts(group, posts_limit);
-    let comments: Vec<Comment> = posts
-        .iter()
-        .flat_map(|post| standin::comments(group, post, comments_per_post))
-        .collect();
+    let vk = &state.inner.vk;
+    let fetched = vk.posts(group, posts_limit).await?;
+    let mut comments: Vec<Comment> = Vec::new();
+    for (owner_id, post) in &fetched {
+        if post.comments > 0 {
+            comments.extend(vk.comments(*owner_id, post.id, comments_per_post).await?);
+        }
+    }
+    let posts: Vec<_> = fetched.into_iter().map(|(_, post)| post).collect();
     let added = state
         .store()
         .save(group, &posts, &comments)

@@ -15,11 +15,13 @@
 //! | `GET /api/v1/groups/{group_id}/stats` | stored totals |
 
 mod api;
-mod standin;
+pub mod standin;
 mod store;
+mod vk;
 
 pub use api::{AppState, app};
 pub use store::{Added, DEFAULT_DATABASE_URL, Store, StoreError};
+pub use vk::{API_VERSION, DEFAULT_API_BASE, DEFAULT_TIMEOUT, VkClient};
 
 use std::net::SocketAddr;
 
@@ -33,6 +35,32 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Where posts and comments are kept (`DATABASE_URL`).
     pub database_url: String,
+    /// VK's API (`VK_API_BASE`).
+    pub vk_api_base: String,
+    /// The token (`VK_ACCESS_TOKEN`); `None` runs the offline stand-in.
+    pub vk_access_token: Option<String>,
+    /// How long one VK call may take (`VK_TIMEOUT_MS`).
+    pub vk_timeout: std::time::Duration,
+    /// What the stand-in injects (`VK_STANDIN_ERROR_RATE`, `VK_STANDIN_LATENCY_MS`).
+    pub standin_faults: standin::server::Faults,
+}
+
+fn var(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_owned())),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("invalid {name}: not valid UTF-8")),
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &str, expected: &str) -> Result<Option<T>, String> {
+    var(name)?
+        .map(|value| {
+            value
+                .parse()
+                .map_err(|_| format!("invalid {name}={value:?}: expected {expected}"))
+        })
+        .transpose()
 }
 
 impl Config {
@@ -58,6 +86,27 @@ impl Config {
                 return Err("invalid DATABASE_URL: not valid UTF-8".to_owned());
             }
         };
-        Ok(Self { addr, database_url })
+        let error_rate: f64 =
+            number("VK_STANDIN_ERROR_RATE", "a share from 0 to 1, such as 0.1")?.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&error_rate) {
+            return Err(format!(
+                "invalid VK_STANDIN_ERROR_RATE={error_rate}: expected a share from 0 to 1"
+            ));
+        }
+        let latency: u64 =
+            number("VK_STANDIN_LATENCY_MS", "milliseconds, such as 200")?.unwrap_or(0);
+        let timeout: u64 = number("VK_TIMEOUT_MS", "milliseconds, such as 10000")?
+            .unwrap_or(vk::DEFAULT_TIMEOUT.as_millis() as u64);
+        Ok(Self {
+            addr,
+            database_url,
+            vk_api_base: var("VK_API_BASE")?.unwrap_or_else(|| vk::DEFAULT_API_BASE.to_owned()),
+            vk_access_token: var("VK_ACCESS_TOKEN")?,
+            vk_timeout: std::time::Duration::from_millis(timeout.max(1)),
+            standin_faults: standin::server::Faults {
+                error_rate,
+                latency: std::time::Duration::from_millis(latency),
+            },
+        })
     }
 }

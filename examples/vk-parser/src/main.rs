@@ -27,13 +27,31 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|error| format!("{error} (DATABASE_URL)"))?;
     tracing::info!(database = store.system(), "database ready");
-    let app = obs.router(vk_parser::app(vk_parser::AppState::new(store)));
+    let (base, token) = match &config.vk_access_token {
+        Some(token) => (config.vk_api_base.clone(), token.clone()),
+        None => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let standin = format!("http://{}", listener.local_addr()?);
+            let router = vk_parser::standin::server::router(config.standin_faults);
+            tokio::spawn(async move { axum::serve(listener, router).await });
+            tracing::info!(
+                vk_api = %standin,
+                "VK_ACCESS_TOKEN is not set: serving from the offline VK stand-in (deterministic groups, posts and comments)"
+            );
+            (standin, "offline".to_owned())
+        }
+    };
+    let vk = vk_parser::VkClient::new(
+        &base,
+        &token,
+        config.vk_timeout,
+        obs.client_layer(),
+        obs.metrics().clone(),
+    )?;
+    let app = obs.router(vk_parser::app(vk_parser::AppState::new(store, vk)));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|error| format!("cannot listen on VK_PARSER_ADDR={}: {error}", config.addr))?;
-    tracing::info!(
-        "VK_ACCESS_TOKEN is not set: serving from the offline VK stand-in (deterministic groups, posts and comments)"
-    );
     obs.serve(listener, app).await?;
     Ok(())
 }

@@ -112,3 +112,203 @@ mod tests {
         assert_ne!(posts("other", 1)[0].text, first[0].text);
     }
 }
+
+/// The stand-in as a server speaking VK's JSON (`/method/wall.get`,
+/// `/method/wall.getComments`), so the demo's VK client runs for real
+/// against it.
+///
+/// Errors can be asked for, to see them in the metrics and logs:
+/// `VK_STANDIN_ERROR_RATE` (0 to 1) answers that share of calls with error 6
+/// or 10 (which the client retries), `VK_STANDIN_LATENCY_MS` delays every
+/// answer. Group names force one error, for tests and demos: `error_5`,
+/// `error_15`, `error_18`, `error_30`, `error_100` (that VK error on every
+/// call), `flaky_6` and `flaky_10` (the error on the first call, then
+/// answers), `slow` (an answer after two seconds).
+pub mod server {
+    use std::{
+        collections::HashMap,
+        sync::{
+            Arc, Mutex, PoisonError,
+            atomic::{AtomicU64, Ordering::Relaxed},
+        },
+        time::Duration,
+    };
+
+    use axum::{
+        Json, Router,
+        extract::{Query, State},
+        routing::get,
+    };
+    use serde_json::{Value, json};
+
+    use super::{comments, group_seed, mix, posts};
+
+    /// What the stand-in injects.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Faults {
+        /// Share of calls answered with error 6 or 10.
+        pub error_rate: f64,
+        /// Delay of every answer.
+        pub latency: Duration,
+    }
+
+    #[derive(Clone, Default)]
+    struct Standin {
+        faults: Faults,
+        calls: Arc<AtomicU64>,
+        /// Calls so far per flaky group.
+        flaky: Arc<Mutex<HashMap<String, u32>>>,
+    }
+
+    /// The stand-in's routes.
+    pub fn router(faults: Faults) -> Router {
+        let state = Standin {
+            faults,
+            ..Standin::default()
+        };
+        Router::new()
+            .route("/method/wall.get", get(wall_get))
+            .route("/method/wall.getComments", get(wall_get_comments))
+            .with_state(state)
+    }
+
+    fn error(code: u32) -> Json<Value> {
+        let message = match code {
+            5 => "User authorization failed: invalid access_token (4).",
+            6 => "Too many requests per second",
+            10 => "Internal server error",
+            15 => "Access denied: wall is disabled",
+            18 => "User was deleted or banned",
+            30 => "This profile is private",
+            100 => "One of the parameters specified was missing or invalid",
+            _ => "Unknown error",
+        };
+        Json(json!({"error": {"error_code": code, "error_msg": message}}))
+    }
+
+    /// The group a call is about: its screen name, or `-owner_id`.
+    fn group_of(params: &HashMap<String, String>) -> String {
+        match params.get("domain") {
+            Some(domain) => domain.clone(),
+            None => params
+                .get("owner_id")
+                .map(|owner| owner.trim_start_matches('-').to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The error this call must answer with, if any.
+    async fn fault(state: &Standin, params: &HashMap<String, String>) -> Option<u32> {
+        if !state.faults.latency.is_zero() {
+            tokio::time::sleep(state.faults.latency).await;
+        }
+        if params.get("v").map(String::as_str) != Some("5.199") {
+            return Some(100);
+        }
+        let group = group_of(params);
+        if let Some(code) = group
+            .strip_prefix("error_")
+            .and_then(|code| code.parse().ok())
+        {
+            return Some(code);
+        }
+        if let Some(code) = group
+            .strip_prefix("flaky_")
+            .and_then(|code| code.parse().ok())
+        {
+            let mut flaky = state.flaky.lock().unwrap_or_else(PoisonError::into_inner);
+            let calls = flaky.entry(group.clone()).or_default();
+            *calls += 1;
+            if *calls == 1 {
+                return Some(code);
+            }
+        }
+        if group == "slow" {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let call = state.calls.fetch_add(1, Relaxed);
+        let roll = (mix(call) % 10_000) as f64 / 10_000.0;
+        if roll < state.faults.error_rate {
+            return Some(if call % 2 == 0 { 6 } else { 10 });
+        }
+        None
+    }
+
+    /// The owner id VK gives a group: negative.
+    fn owner_id(group: &str) -> i64 {
+        match group.parse::<i64>() {
+            Ok(id) => -id,
+            Err(_) => -((group_seed(group) % 900_000_000) as i64 + 1),
+        }
+    }
+
+    async fn wall_get(
+        State(state): State<Standin>,
+        Query(params): Query<HashMap<String, String>>,
+    ) -> Json<Value> {
+        if let Some(code) = fault(&state, &params).await {
+            return error(code);
+        }
+        let group = group_of(&params);
+        let count = params
+            .get("count")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(20u32)
+            .min(100);
+        let owner = owner_id(&group);
+        let items: Vec<Value> = posts(&group, count)
+            .into_iter()
+            .map(|post| {
+                json!({
+                    "id": post.id,
+                    "owner_id": owner,
+                    "from_id": owner,
+                    "date": 1_700_000_000 + post.id * 3600,
+                    "text": post.text,
+                    "comments": {"count": post.comments},
+                })
+            })
+            .collect();
+        Json(json!({"response": {"count": 1000, "items": items}}))
+    }
+
+    async fn wall_get_comments(
+        State(state): State<Standin>,
+        Query(params): Query<HashMap<String, String>>,
+    ) -> Json<Value> {
+        if let Some(code) = fault(&state, &params).await {
+            return error(code);
+        }
+        let group = group_of(&params);
+        let (Some(post_id), Some(count)) = (
+            params.get("post_id").and_then(|id| id.parse::<u64>().ok()),
+            params
+                .get("count")
+                .and_then(|count| count.parse::<u32>().ok()),
+        ) else {
+            return error(100);
+        };
+        // The post as wall.get made it, found again by its id.
+        let Some(post) = posts(&group, 100)
+            .into_iter()
+            .find(|post| post.id == post_id)
+        else {
+            return error(100);
+        };
+        let owner = owner_id(&group);
+        let items: Vec<Value> = comments(&group, &post, count.min(100))
+            .into_iter()
+            .map(|comment| {
+                json!({
+                    "id": comment.id,
+                    "from_id": comment.from_id,
+                    "post_id": comment.post_id,
+                    "owner_id": owner,
+                    "date": comment.date,
+                    "text": comment.text,
+                })
+            })
+            .collect();
+        Json(json!({"response": {"count": post.comments, "items": items}}))
+    }
+}

@@ -8,8 +8,10 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use observe::Observability;
 use serde_json::{Value, json};
+use std::time::Duration;
 use tower::ServiceExt;
-use vk_parser::{AppState, Store};
+
+use vk_parser::{AppState, Store, VkClient};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -21,7 +23,19 @@ async fn app(url: &str) -> Router {
         .env_vars::<&str, &str>([])
         .init()
         .unwrap();
-    obs.router(vk_parser::app(AppState::new(store)))
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let standin = vk_parser::standin::server::router(Default::default());
+    tokio::spawn(async move { axum::serve(listener, standin).await });
+    let vk = VkClient::new(
+        &base,
+        "offline",
+        Duration::from_secs(5),
+        obs.client_layer(),
+        obs.metrics().clone(),
+    )
+    .unwrap();
+    obs.router(vk_parser::app(AppState::new(store, vk)))
 }
 
 async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {

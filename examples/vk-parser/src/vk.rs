@@ -1,0 +1,350 @@
+//! The VK API client: `wall.get` and `wall.getComments`, version 5.199, at
+//! most three requests a second, errors 6 and 10 retried with backoff, every
+//! other VK error mapped to a clear answer, every call a client span and a
+//! count in `vk_api_requests_total{method, status}`.
+//!
+//! The token is a query parameter, as VK wants it: it never reaches a log
+//! line (the request log redacts `access_token`, spans drop the query, and
+//! transport errors are logged without their URL).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::http::StatusCode;
+use observe::AppError;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::standin::{Comment, Post};
+
+/// The API version the client speaks.
+pub const API_VERSION: &str = "5.199";
+
+/// VK's own API.
+pub const DEFAULT_API_BASE: &str = "https://api.vk.com";
+
+/// VK's limit for user tokens.
+const REQUESTS_PER_SECOND: u32 = 3;
+
+/// How many times errors 6 and 10 are tried again.
+const RETRIES: u32 = 3;
+
+/// The first wait before a retry; it doubles each time.
+const BACKOFF: Duration = Duration::from_millis(200);
+
+/// How long one call may take by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to call VK.
+#[derive(Clone)]
+pub struct VkClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    tracing: observe::trace::ClientTraceLayer,
+    metrics: observe::Metrics,
+    /// When the next request may start: one every 1/3 s.
+    next_slot: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for VkClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("VkClient")
+            .field("base", &self.inner.base)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    response: Option<T>,
+    error: Option<VkErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct VkErrorBody {
+    error_code: u32,
+    error_msg: String,
+}
+
+#[derive(Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct WallPost {
+    id: u64,
+    owner_id: i64,
+    text: String,
+    comments: Option<Count>,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    count: u32,
+}
+
+#[derive(Deserialize)]
+struct WallComment {
+    id: u64,
+    post_id: u64,
+    from_id: i64,
+    date: u64,
+    text: String,
+}
+
+/// Why a VK call failed, before it becomes an answer.
+#[derive(Debug)]
+enum Failure {
+    Vk { code: u32, message: String },
+    Timeout,
+    Transport(String),
+    Malformed(String),
+}
+
+impl VkClient {
+    /// A client of `base` (`VK_API_BASE`) with `token` (`VK_ACCESS_TOKEN`).
+    pub fn new(
+        base: &str,
+        token: &str,
+        timeout: Duration,
+        tracing: observe::trace::ClientTraceLayer,
+        metrics: observe::Metrics,
+    ) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|error| format!("cannot build the VK client: {}", error.without_url()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                base: base.trim_end_matches('/').to_owned(),
+                token: token.to_owned(),
+                http,
+                tracing,
+                metrics,
+                next_slot: Mutex::new(Instant::now()),
+            }),
+        })
+    }
+
+    /// The newest `count` posts of `group` (a screen name or a numeric id),
+    /// and the group's owner id.
+    pub(crate) async fn posts(
+        &self,
+        group: &str,
+        count: u32,
+    ) -> Result<Vec<(i64, Post)>, AppError> {
+        let target = match group.parse::<u64>() {
+            Ok(id) => ("owner_id", format!("-{id}")),
+            Err(_) => ("domain", group.to_owned()),
+        };
+        let count = count.to_string();
+        let page: Items<WallPost> = self
+            .call("wall.get", &[(target.0, &target.1), ("count", &count)])
+            .await?;
+        Ok(page
+            .items
+            .into_iter()
+            .map(|post| {
+                (
+                    post.owner_id,
+                    Post {
+                        id: post.id,
+                        text: post.text,
+                        comments: post.comments.map_or(0, |comments| comments.count),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Up to `count` comments of one post.
+    pub(crate) async fn comments(
+        &self,
+        owner_id: i64,
+        post_id: u64,
+        count: u32,
+    ) -> Result<Vec<Comment>, AppError> {
+        let (owner, post, count) = (owner_id.to_string(), post_id.to_string(), count.to_string());
+        let page: Items<WallComment> = self
+            .call(
+                "wall.getComments",
+                &[("owner_id", &owner), ("post_id", &post), ("count", &count)],
+            )
+            .await?;
+        Ok(page
+            .items
+            .into_iter()
+            .map(|comment| Comment {
+                id: comment.id,
+                post_id: comment.post_id,
+                from_id: comment.from_id,
+                date: comment.date,
+                text: comment.text,
+            })
+            .collect())
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: &[(&str, &str)],
+    ) -> Result<T, AppError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.call_once::<T>(method, params).await;
+            let status = match &outcome {
+                Ok(_) => "ok".to_owned(),
+                Err(Failure::Vk { code, .. }) => format!("error_{code}"),
+                Err(Failure::Timeout) => "timeout".to_owned(),
+                Err(Failure::Transport(_)) => "unreachable".to_owned(),
+                Err(Failure::Malformed(_)) => "malformed".to_owned(),
+            };
+            self.inner.metrics.in_scope(|| {
+                metrics::counter!("vk_api_requests_total", "method" => method, "status" => status)
+                    .increment(1);
+            });
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(Failure::Vk { code: 6 | 10, .. }) if attempt < RETRIES => {
+                    tokio::time::sleep(BACKOFF * 2u32.pow(attempt)).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(answer(method, failure)),
+            }
+        }
+    }
+
+    async fn call_once<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: &[(&str, &str)],
+    ) -> Result<T, Failure> {
+        self.wait_for_slot().await;
+        let url = format!("{}/method/{method}", self.inner.base);
+        let request = self
+            .inner
+            .http
+            .get(url)
+            .query(params)
+            .query(&[
+                ("access_token", self.inner.token.as_str()),
+                ("v", API_VERSION),
+            ])
+            .build()
+            .map_err(|error| Failure::Transport(error.without_url().to_string()))?;
+        let response = self
+            .inner
+            .tracing
+            .send_reqwest(&self.inner.http, request)
+            .await
+            .map_err(|error| {
+                if error.is_timeout() {
+                    Failure::Timeout
+                } else {
+                    Failure::Transport(error.without_url().to_string())
+                }
+            })?;
+        let envelope: Envelope<T> = response.json().await.map_err(|error| {
+            if error.is_timeout() {
+                Failure::Timeout
+            } else {
+                Failure::Malformed(error.without_url().to_string())
+            }
+        })?;
+        match (envelope.response, envelope.error) {
+            (_, Some(error)) => Err(Failure::Vk {
+                code: error.error_code,
+                message: error.error_msg,
+            }),
+            (Some(response), None) => Ok(response),
+            (None, None) => Err(Failure::Malformed("neither response nor error".to_owned())),
+        }
+    }
+
+    /// Waits for the next of the three slots a second, so bursts of parses
+    /// stay under VK's limit.
+    async fn wait_for_slot(&self) {
+        let interval = Duration::from_secs(1) / REQUESTS_PER_SECOND;
+        let start = {
+            let mut next = self.inner.next_slot.lock().await;
+            let now = Instant::now();
+            let start = (*next).max(now);
+            *next = start + interval;
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
+}
+
+/// The answer a failed VK call gives the client.
+fn answer(method: &'static str, failure: Failure) -> AppError {
+    let (status, error_type, detail) = match &failure {
+        Failure::Vk { code: 5, .. } => (
+            StatusCode::BAD_GATEWAY,
+            "vk_auth_failed",
+            "VK refused the service's access token",
+        ),
+        Failure::Vk { code: 6, .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "vk_rate_limited",
+            "VK is limiting requests, try again later",
+        ),
+        Failure::Vk { code: 10, .. } => (
+            StatusCode::BAD_GATEWAY,
+            "vk_internal_error",
+            "VK failed to answer, try again later",
+        ),
+        Failure::Vk { code: 15, .. } => (
+            StatusCode::FORBIDDEN,
+            "vk_access_denied",
+            "VK denies access to this group's wall",
+        ),
+        Failure::Vk { code: 18, .. } => (
+            StatusCode::NOT_FOUND,
+            "vk_group_deleted",
+            "this group was deleted or banned",
+        ),
+        Failure::Vk { code: 30, .. } => (
+            StatusCode::FORBIDDEN,
+            "vk_group_private",
+            "this group is private",
+        ),
+        Failure::Vk { code: 100, .. } => (
+            StatusCode::BAD_REQUEST,
+            "vk_bad_parameter",
+            "VK refused a parameter of this request",
+        ),
+        Failure::Vk { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "vk_error",
+            "VK answered with an error",
+        ),
+        Failure::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "vk_timeout",
+            "VK did not answer in time",
+        ),
+        Failure::Transport(_) | Failure::Malformed(_) => (
+            StatusCode::BAD_GATEWAY,
+            "vk_unavailable",
+            "VK could not be reached",
+        ),
+    };
+    let cause = match failure {
+        Failure::Vk { code, message } => format!("VK error {code}: {message}"),
+        Failure::Timeout => "timed out".to_owned(),
+        Failure::Transport(error) | Failure::Malformed(error) => error,
+    };
+    AppError::new(status, error_type, detail)
+        .with_context("vk_method", method)
+        .with_source(std::io::Error::other(cause))
+}
