@@ -229,7 +229,7 @@ pub mod server {
         let call = state.calls.fetch_add(1, Relaxed);
         let roll = (mix(call) % 10_000) as f64 / 10_000.0;
         if roll < state.faults.error_rate {
-            return Some(if call % 2 == 0 { 6 } else { 10 });
+            return Some(if call.is_multiple_of(2) { 6 } else { 10 });
         }
         None
     }
