@@ -1,0 +1,204 @@
+//! Every VK error the issue names, injected through the stand-in: the mapped
+//! status as problem+json, one log line with the error type, the counters,
+//! and nothing stored.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use axum::{Router, body::Body};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use observe::Observability;
+use observe_tests::{
+    logs::{LogBuffer, runtime_with},
+    prometheus,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use vk_parser::{AppState, Store, VkClient};
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, String, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
+    let buffer = LogBuffer::default();
+    let obs = Observability::builder("vk-parser")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .log_writer(buffer.clone())
+        .env_vars::<&str, &str>([])
+        .init()
+        .unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let file = std::env::temp_dir().join(format!("vk-parser-errors-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let standin = vk_parser::standin::server::router(Default::default());
+        tokio::spawn(async move { axum::serve(listener, standin).await });
+        let vk = VkClient::new(
+            &base,
+            "s3cr3t-token",
+            Duration::from_millis(500),
+            obs.client_layer(),
+            obs.metrics().clone(),
+        )
+        .unwrap();
+        let app = obs.router(vk_parser::app(AppState::new(store, vk)));
+        let job = json!({"posts_limit": 2, "comments_per_post": 2});
+
+        for (group, status, error_type, vk_status, calls) in [
+            (
+                "error_5",
+                StatusCode::BAD_GATEWAY,
+                "vk_auth_failed",
+                "error_5",
+                1,
+            ),
+            (
+                "error_15",
+                StatusCode::FORBIDDEN,
+                "vk_access_denied",
+                "error_15",
+                1,
+            ),
+            (
+                "error_18",
+                StatusCode::NOT_FOUND,
+                "vk_group_deleted",
+                "error_18",
+                1,
+            ),
+            (
+                "error_30",
+                StatusCode::FORBIDDEN,
+                "vk_group_private",
+                "error_30",
+                1,
+            ),
+            (
+                "error_100",
+                StatusCode::BAD_REQUEST,
+                "vk_bad_parameter",
+                "error_100",
+                1,
+            ),
+            // Retried three times with backoff, then given up.
+            (
+                "error_6",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vk_rate_limited",
+                "error_6",
+                4,
+            ),
+            (
+                "error_10",
+                StatusCode::BAD_GATEWAY,
+                "vk_internal_error",
+                "error_10",
+                4,
+            ),
+            (
+                "slow",
+                StatusCode::GATEWAY_TIMEOUT,
+                "vk_timeout",
+                "timeout",
+                1,
+            ),
+        ] {
+            let (got, content_type, problem) = call(
+                &app,
+                "POST",
+                &format!("/api/v1/groups/{group}/parse"),
+                Some(job.clone()),
+            )
+            .await;
+            assert_eq!(got, status, "{group}: {problem}");
+            assert_eq!(content_type, "application/problem+json", "{group}");
+            assert_eq!(problem["error_type"], error_type, "{group}");
+            let request_id = problem["request_id"].as_str().unwrap().to_owned();
+            // Nothing stored.
+            let (stats, _, _) =
+                call(&app, "GET", &format!("/api/v1/groups/{group}/stats"), None).await;
+            assert_eq!(stats, StatusCode::NOT_FOUND, "{group}");
+
+            obs.flush_logs(Duration::from_secs(5)).unwrap();
+            let lines: Vec<Value> = buffer
+                .request_lines()
+                .into_iter()
+                .filter(|line| line["request_id"] == request_id.as_str())
+                .collect();
+            assert_eq!(lines.len(), 1, "{group}");
+            assert_eq!(lines[0]["error_type"], error_type);
+            assert_eq!(lines[0]["status_code"], status.as_u16());
+
+            let samples = prometheus::samples(&obs.metrics().render());
+            assert_eq!(
+                prometheus::value(
+                    &samples,
+                    "errors_total",
+                    &[("error_type", error_type), ("service", "vk-parser")]
+                ),
+                1.0,
+                "{group}"
+            );
+            assert_eq!(
+                prometheus::value(
+                    &samples,
+                    "vk_api_requests_total",
+                    &[("method", "wall.get"), ("status", vk_status)]
+                ),
+                f64::from(calls),
+                "{group}"
+            );
+        }
+
+        // A transient error 6 is retried and the parse succeeds.
+        let (status, _, parsed) =
+            call(&app, "POST", "/api/v1/groups/flaky_6/parse", Some(job)).await;
+        assert_eq!(status, StatusCode::OK, "{parsed}");
+        assert_eq!(parsed["posts_added"], 2);
+        let samples = prometheus::samples(&obs.metrics().render());
+        assert_eq!(
+            prometheus::value(
+                &samples,
+                "vk_api_requests_total",
+                &[("method", "wall.get"), ("status", "error_6")]
+            ),
+            5.0
+        );
+        obs.flush_logs(Duration::from_secs(5)).unwrap();
+        // The token was sent on every call and is in no log line.
+        assert!(!buffer.text().contains("s3cr3t-token"));
+        let _ = std::fs::remove_file(&file);
+    });
+}
