@@ -177,6 +177,27 @@ where
     }
 }
 
+/// The span a call is a child of: the request's, or a `tracing` span
+/// entered inside it (a `parse` span, say), which the OpenTelemetry bridge
+/// makes the current OpenTelemetry context.
+fn parent() -> Option<TraceContext> {
+    use opentelemetry::trace::TraceContextExt;
+    let request = current()?;
+    let otel = opentelemetry::Context::current();
+    let inner = otel.span().span_context().clone();
+    if inner.is_valid()
+        && inner.trace_id() == request.trace_id
+        && inner.span_id() != request.span_id
+    {
+        return Some(TraceContext {
+            span_id: inner.span_id(),
+            sampled: inner.is_sampled(),
+            ..request
+        });
+    }
+    Some(request)
+}
+
 /// The client span of one call: a child of the current request's span (a
 /// new trace outside any request), its headers put on `headers`.
 fn start(
@@ -186,7 +207,7 @@ fn start(
     method: &Method,
     uri: &Uri,
 ) -> Option<Box<ClientRecording>> {
-    let context = match current() {
+    let context = match parent() {
         Some(parent) => parent.child(),
         None => {
             let trace_id = new_trace_id();

@@ -9,8 +9,9 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use observe::AppError;
+use observe::{AppError, UserId};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::{
     standin::Comment,
@@ -32,18 +33,51 @@ pub struct AppState {
 struct Inner {
     store: Store,
     vk: VkClient,
+    metrics: observe::Metrics,
+    /// Groups with their own `group_id` label; the rest are `other`.
+    labelled_groups: HashSet<String>,
     parsing: Mutex<HashSet<String>>,
 }
 
+/// Groups counted under their own name in `comments_parsed_total` unless
+/// `VK_PARSER_GROUPS` names others: a bounded label, whatever clients ask.
+pub const DEFAULT_LABELLED_GROUPS: &[&str] = &["durov", "team", "vk"];
+
 impl AppState {
-    /// The handlers' state: where parses are kept, and where they come from.
-    pub fn new(store: Store, vk: VkClient) -> Self {
+    /// The handlers' state: where parses are kept, where they come from, and
+    /// the registry the business metrics go to.
+    pub fn new(store: Store, vk: VkClient, metrics: observe::Metrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 vk,
+                metrics,
+                labelled_groups: DEFAULT_LABELLED_GROUPS
+                    .iter()
+                    .map(|group| (*group).to_owned())
+                    .collect(),
                 parsing: Mutex::new(HashSet::new()),
             }),
+        }
+    }
+
+    /// Counts these groups under their own name (at most a few dozen).
+    pub fn labelled_groups<I, G>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = G>,
+        G: Into<String>,
+    {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.labelled_groups = groups.into_iter().map(Into::into).collect();
+        }
+        self
+    }
+
+    fn group_label(&self, group: &str) -> String {
+        if self.inner.labelled_groups.contains(group) {
+            group.to_owned()
+        } else {
+            "other".to_owned()
         }
     }
 
@@ -108,7 +142,27 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/groups/{group_id}/parse", post(parse))
         .route("/api/v1/groups/{group_id}/comments", get(comments))
         .route("/api/v1/groups/{group_id}/stats", get(stats))
+        .layer(axum::middleware::from_fn(user_id))
         .with_state(state)
+}
+
+/// A well-formed `X-User-Id` (a VK user id: 1 to 20 digits) becomes the
+/// request log's `user_id`; anything else is ignored.
+async fn user_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let user = request
+        .headers()
+        .get("x-user-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()))
+        .map(UserId::new);
+    let mut response = next.run(request).await;
+    if let Some(user) = user {
+        response.extensions_mut().insert(user);
+    }
+    response
 }
 
 async fn index(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -179,7 +233,32 @@ async fn parse(
     let posts_limit = bounded("posts_limit", request.posts_limit)?;
     let comments_per_post = bounded("comments_per_post", request.comments_per_post)?;
     let _guard = ParseGuard::start(&state, group)?;
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("parse", otel.name = "parse", group_id = group);
+    let outcome = run_parse(&state, group, posts_limit, comments_per_post)
+        .instrument(span)
+        .await;
+    let label = state.group_label(group);
+    let elapsed = started.elapsed().as_secs_f64();
+    state.inner.metrics.in_scope(|| {
+        let status = if outcome.is_ok() { "ok" } else { "failed" };
+        metrics::histogram!("vk_parse_duration_seconds", "status" => status).record(elapsed);
+        if let Ok(result) = &outcome {
+            metrics::counter!("comments_parsed_total", "group_id" => label.clone(), "status" => "stored")
+                .increment(result.comments_added);
+            metrics::counter!("comments_parsed_total", "group_id" => label, "status" => "duplicate")
+                .increment(result.comments_fetched as u64 - result.comments_added);
+        }
+    });
+    outcome.map(Json)
+}
 
+async fn run_parse(
+    state: &AppState,
+    group: &str,
+    posts_limit: u32,
+    comments_per_post: u32,
+) -> Result<ParseResult, AppError> {
     let vk = &state.inner.vk;
     let fetched = vk.posts(group, posts_limit).await?;
     let mut comments: Vec<Comment> = Vec::new();
@@ -200,13 +279,13 @@ async fn parse(
         comments_added = added.comments,
         "group parsed"
     );
-    Ok(Json(ParseResult {
+    Ok(ParseResult {
         group_id: group.to_owned(),
         posts_fetched: posts.len(),
         comments_fetched: comments.len(),
         posts_added: added.posts,
         comments_added: added.comments,
-    }))
+    })
 }
 
 #[derive(Deserialize)]

@@ -19,7 +19,7 @@ pub mod standin;
 mod store;
 mod vk;
 
-pub use api::{AppState, app};
+pub use api::{AppState, DEFAULT_LABELLED_GROUPS, app};
 pub use store::{Added, DEFAULT_DATABASE_URL, Store, StoreError};
 pub use vk::{API_VERSION, DEFAULT_API_BASE, DEFAULT_TIMEOUT, VkClient};
 
@@ -43,6 +43,9 @@ pub struct Config {
     pub vk_timeout: std::time::Duration,
     /// What the stand-in injects (`VK_STANDIN_ERROR_RATE`, `VK_STANDIN_LATENCY_MS`).
     pub standin_faults: standin::server::Faults,
+    /// Groups with their own label in `comments_parsed_total`
+    /// (`VK_PARSER_GROUPS`, comma-separated); `None`: the defaults.
+    pub labelled_groups: Option<Vec<String>>,
 }
 
 fn var(name: &str) -> Result<Option<String>, String> {
@@ -107,6 +110,14 @@ impl Config {
                 error_rate,
                 latency: std::time::Duration::from_millis(latency),
             },
+            labelled_groups: var("VK_PARSER_GROUPS")?.map(|groups| {
+                groups
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|group| !group.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
         })
     }
 }

@@ -48,7 +48,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         obs.client_layer(),
         obs.metrics().clone(),
     )?;
-    let app = obs.router(vk_parser::app(vk_parser::AppState::new(store, vk)));
+    let mut state = vk_parser::AppState::new(store.clone(), vk, obs.metrics().clone());
+    if let Some(groups) = &config.labelled_groups {
+        state = state.labelled_groups(groups.iter().cloned());
+    }
+    // `database_connections`: the pool's connections in use, once a second.
+    let metrics = obs.metrics().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let in_use = f64::from(store.connections_in_use());
+            metrics.in_scope(|| metrics::gauge!("database_connections").set(in_use));
+        }
+    });
+    let app = obs.router(vk_parser::app(state));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|error| format!("cannot listen on VK_PARSER_ADDR={}: {error}", config.addr))?;

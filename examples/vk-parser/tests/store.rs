@@ -35,7 +35,11 @@ async fn app(url: &str) -> Router {
         obs.metrics().clone(),
     )
     .unwrap();
-    obs.router(vk_parser::app(AppState::new(store, vk)))
+    obs.router(vk_parser::app(AppState::new(
+        store,
+        vk,
+        obs.metrics().clone(),
+    )))
 }
 
 async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {

@@ -73,7 +73,11 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
             obs.metrics().clone(),
         )
         .unwrap();
-        let app = obs.router(vk_parser::app(AppState::new(store, vk)));
+        let app = obs.router(vk_parser::app(AppState::new(
+            store,
+            vk,
+            obs.metrics().clone(),
+        )));
         let job = json!({"posts_limit": 2, "comments_per_post": 2});
 
         for (group, status, error_type, vk_status, calls) in [
