@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::{
+    cache::Cache,
     standin::Comment,
     store::{Store, StoreError},
     vk::VkClient,
@@ -36,6 +37,9 @@ struct Inner {
     metrics: observe::Metrics,
     /// Groups with their own `group_id` label; the rest are `other`.
     labelled_groups: HashSet<String>,
+    /// Redis, when configured: the lock that keeps a group's parses apart
+    /// across instances.
+    cache: Option<Cache>,
     parsing: Mutex<HashSet<String>>,
 }
 
@@ -56,9 +60,19 @@ impl AppState {
                     .iter()
                     .map(|group| (*group).to_owned())
                     .collect(),
+                cache: None,
                 parsing: Mutex::new(HashSet::new()),
             }),
         }
+    }
+
+    /// Locks groups in Redis too, so instances do not parse one group at
+    /// once. Call it before the state is cloned.
+    pub fn with_cache(mut self, cache: Cache) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.cache = Some(cache);
+        }
+        self
     }
 
     /// Counts these groups under their own name (at most a few dozen).
@@ -96,6 +110,15 @@ fn unavailable(error: StoreError) -> AppError {
     .with_source(std::io::Error::other(error.to_string()))
 }
 
+fn duplicate(group: &str) -> AppError {
+    AppError::new(
+        StatusCode::CONFLICT,
+        "duplicate_job",
+        "a parse of this group is already running",
+    )
+    .with_context("group_id", group)
+}
+
 /// Marks a group as being parsed until dropped, even if the parse panics.
 struct ParseGuard {
     state: AppState,
@@ -110,12 +133,7 @@ impl ParseGuard {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if !parsing.insert(group.to_owned()) {
-            return Err(AppError::new(
-                StatusCode::CONFLICT,
-                "duplicate_job",
-                "a parse of this group is already running",
-            )
-            .with_context("group_id", group));
+            return Err(duplicate(group));
         }
         Ok(Self {
             state: state.clone(),
@@ -233,11 +251,29 @@ async fn parse(
     let posts_limit = bounded("posts_limit", request.posts_limit)?;
     let comments_per_post = bounded("comments_per_post", request.comments_per_post)?;
     let _guard = ParseGuard::start(&state, group)?;
+    let lock = match &state.inner.cache {
+        Some(cache) => match cache.lock(group).await {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => return Err(duplicate(group)),
+            Err(error) => {
+                return Err(AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cache_unavailable",
+                    "the cache is not available, try again later",
+                )
+                .with_source(std::io::Error::other(error)));
+            }
+        },
+        None => None,
+    };
     let started = std::time::Instant::now();
     let span = tracing::info_span!("parse", otel.name = "parse", group_id = group);
     let outcome = run_parse(&state, group, posts_limit, comments_per_post)
         .instrument(span)
         .await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
     let label = state.group_label(group);
     let elapsed = started.elapsed().as_secs_f64();
     state.inner.metrics.in_scope(|| {

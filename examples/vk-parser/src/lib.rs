@@ -15,11 +15,13 @@
 //! | `GET /api/v1/groups/{group_id}/stats` | stored totals |
 
 mod api;
+mod cache;
 pub mod standin;
 mod store;
 mod vk;
 
 pub use api::{AppState, DEFAULT_LABELLED_GROUPS, app};
+pub use cache::{Cache, DEFAULT_CACHE_TTL};
 pub use store::{Added, DEFAULT_DATABASE_URL, Store, StoreError};
 pub use vk::{API_VERSION, DEFAULT_API_BASE, DEFAULT_TIMEOUT, VkClient};
 
@@ -43,6 +45,10 @@ pub struct Config {
     pub vk_timeout: std::time::Duration,
     /// What the stand-in injects (`VK_STANDIN_ERROR_RATE`, `VK_STANDIN_LATENCY_MS`).
     pub standin_faults: standin::server::Faults,
+    /// Redis (`REDIS_URL`): VK page cache and parse locks; `None`: neither.
+    pub redis_url: Option<String>,
+    /// How long a VK page is reused (`VK_CACHE_TTL_SECS`).
+    pub cache_ttl: std::time::Duration,
     /// Groups with their own label in `comments_parsed_total`
     /// (`VK_PARSER_GROUPS`, comma-separated); `None`: the defaults.
     pub labelled_groups: Option<Vec<String>>,
@@ -110,6 +116,11 @@ impl Config {
                 error_rate,
                 latency: std::time::Duration::from_millis(latency),
             },
+            redis_url: var("REDIS_URL")?,
+            cache_ttl: std::time::Duration::from_secs(
+                number("VK_CACHE_TTL_SECS", "seconds, such as 300")?
+                    .unwrap_or(cache::DEFAULT_CACHE_TTL.as_secs()),
+            ),
             labelled_groups: var("VK_PARSER_GROUPS")?.map(|groups| {
                 groups
                     .split(',')

@@ -41,14 +41,55 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             (standin, "offline".to_owned())
         }
     };
-    let vk = vk_parser::VkClient::new(
+    let mut vk = vk_parser::VkClient::new(
         &base,
         &token,
         config.vk_timeout,
         obs.client_layer(),
         obs.metrics().clone(),
     )?;
+    let cache = match &config.redis_url {
+        Some(url) => Some(vk_parser::Cache::connect(url, config.cache_ttl).await?),
+        None => None,
+    };
+    if let Some(cache) = &cache {
+        vk = vk.with_cache(cache.clone());
+        // Redis is in the health report only when the demo uses it.
+        let probe = cache.clone();
+        obs.health().add_check(
+            "redis",
+            observe::health::check_fn(move || {
+                let probe = probe.clone();
+                async move {
+                    match probe.ping().await {
+                        Ok(()) => observe::health::CheckResult::healthy(),
+                        Err(error) => observe::health::CheckResult::unhealthy(error),
+                    }
+                }
+            }),
+        );
+        obs.metrics()
+            .in_scope(|| metrics::gauge!("redis_connections").set(1.0));
+    }
+    let probe = store.clone();
+    obs.health().add_check(
+        "database",
+        observe::health::check_fn(move || {
+            let probe = probe.clone();
+            async move {
+                match probe.ping().await {
+                    Ok(()) => observe::health::CheckResult::healthy()
+                        .detail("system", probe.system())
+                        .detail("in_use", probe.connections_in_use()),
+                    Err(error) => observe::health::CheckResult::unhealthy(error),
+                }
+            }
+        }),
+    );
     let mut state = vk_parser::AppState::new(store.clone(), vk, obs.metrics().clone());
+    if let Some(cache) = cache {
+        state = state.with_cache(cache);
+    }
     if let Some(groups) = &config.labelled_groups {
         state = state.labelled_groups(groups.iter().cloned());
     }

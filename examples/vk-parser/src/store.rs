@@ -122,6 +122,12 @@ impl Store {
         Ok(Self { pool, system })
     }
 
+    /// Whether the database answers, for the health check.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// `sqlite` or `postgresql`.
     pub fn system(&self) -> &'static str {
         self.system

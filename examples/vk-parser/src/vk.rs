@@ -49,6 +49,8 @@ struct Inner {
     http: reqwest::Client,
     tracing: observe::trace::ClientTraceLayer,
     metrics: observe::Metrics,
+    /// Fetched pages, when Redis is configured.
+    cache: Option<crate::cache::Cache>,
     /// When the next request may start: one every 1/3 s.
     next_slot: Mutex<Instant>,
 }
@@ -101,6 +103,12 @@ struct WallComment {
     text: String,
 }
 
+/// A page, and where it came from.
+enum Page<T> {
+    Fetched(T),
+    Cached(T),
+}
+
 /// Why a VK call failed, before it becomes an answer.
 #[derive(Debug)]
 enum Failure {
@@ -130,9 +138,19 @@ impl VkClient {
                 http,
                 tracing,
                 metrics,
+                cache: None,
                 next_slot: Mutex::new(Instant::now()),
             }),
         })
+    }
+
+    /// Reuses fetched pages from Redis for the cache's TTL. Call it before
+    /// the client is cloned.
+    pub fn with_cache(mut self, cache: crate::cache::Cache) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.cache = Some(cache);
+        }
+        self
     }
 
     /// The newest `count` posts of `group` (a screen name or a numeric id),
@@ -200,7 +218,12 @@ impl VkClient {
     ) -> Result<T, AppError> {
         let mut attempt = 0;
         loop {
-            let outcome = self.call_once::<T>(method, params).await;
+            let outcome = match self.call_once::<T>(method, params).await {
+                // Served by the cache: not a request to VK.
+                Ok(Page::Cached(value)) => return Ok(value),
+                Ok(Page::Fetched(value)) => Ok(value),
+                Err(failure) => Err(failure),
+            };
             let status = match &outcome {
                 Ok(_) => "ok".to_owned(),
                 Err(Failure::Vk { code, .. }) => format!("error_{code}"),
@@ -227,7 +250,30 @@ impl VkClient {
         &self,
         method: &'static str,
         params: &[(&str, &str)],
-    ) -> Result<T, Failure> {
+    ) -> Result<Page<T>, Failure> {
+        // The token is not part of the key: pages are the same for any.
+        let key = self.inner.cache.as_ref().map(|_| {
+            let mut key = format!("vk-parser:page:{method}");
+            for (name, value) in params {
+                key.push(':');
+                key.push_str(name);
+                key.push('=');
+                key.push_str(value);
+            }
+            key
+        });
+        if let (Some(cache), Some(key)) = (&self.inner.cache, &key)
+            && let Some(page) = cache.page(key).await
+            && let Ok(Envelope {
+                response: Some(response),
+                error: None,
+            }) = serde_json::from_str::<Envelope<T>>(&page)
+        {
+            self.inner.metrics.in_scope(|| {
+                metrics::counter!("vk_api_cache_hits_total", "method" => method).increment(1);
+            });
+            return Ok(Page::Cached(response));
+        }
         self.wait_for_slot().await;
         let url = format!("{}/method/{method}", self.inner.base);
         let request = self
@@ -253,19 +299,26 @@ impl VkClient {
                     Failure::Transport(error.without_url().to_string())
                 }
             })?;
-        let envelope: Envelope<T> = response.json().await.map_err(|error| {
+        let page = response.text().await.map_err(|error| {
             if error.is_timeout() {
                 Failure::Timeout
             } else {
-                Failure::Malformed(error.without_url().to_string())
+                Failure::Transport(error.without_url().to_string())
             }
         })?;
+        let envelope: Envelope<T> =
+            serde_json::from_str(&page).map_err(|error| Failure::Malformed(error.to_string()))?;
         match (envelope.response, envelope.error) {
             (_, Some(error)) => Err(Failure::Vk {
                 code: error.error_code,
                 message: error.error_msg,
             }),
-            (Some(response), None) => Ok(response),
+            (Some(response), None) => {
+                if let (Some(cache), Some(key)) = (&self.inner.cache, &key) {
+                    cache.keep(key, &page).await;
+                }
+                Ok(Page::Fetched(response))
+            }
             (None, None) => Err(Failure::Malformed("neither response nor error".to_owned())),
         }
     }

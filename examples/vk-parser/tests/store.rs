@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tower::ServiceExt;
 
-use vk_parser::{AppState, Store, VkClient};
+use vk_parser::{AppState, Cache, Store, VkClient};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-async fn app(url: &str) -> Router {
+const REDIS: &str = "redis://127.0.0.1:6379/";
+
+async fn app(url: &str, redis: bool) -> (Router, Observability) {
     let store = Store::connect(url).await.unwrap();
     let obs = Observability::builder("vk-parser-test")
         .install_subscriber(false)
@@ -27,7 +29,7 @@ async fn app(url: &str) -> Router {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let standin = vk_parser::standin::server::router(Default::default());
     tokio::spawn(async move { axum::serve(listener, standin).await });
-    let vk = VkClient::new(
+    let mut vk = VkClient::new(
         &base,
         "offline",
         Duration::from_secs(5),
@@ -35,11 +37,23 @@ async fn app(url: &str) -> Router {
         obs.metrics().clone(),
     )
     .unwrap();
-    obs.router(vk_parser::app(AppState::new(
-        store,
-        vk,
-        obs.metrics().clone(),
-    )))
+    let cache = if redis {
+        Some(
+            Cache::connect(REDIS, Duration::from_secs(60))
+                .await
+                .unwrap(),
+        )
+    } else {
+        None
+    };
+    if let Some(cache) = &cache {
+        vk = vk.with_cache(cache.clone());
+    }
+    let mut state = AppState::new(store, vk, obs.metrics().clone());
+    if let Some(cache) = cache {
+        state = state.with_cache(cache);
+    }
+    (obs.router(vk_parser::app(state)), obs)
 }
 
 async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -67,8 +81,8 @@ fn fresh_group(backend: &str) -> String {
     format!("{backend}_{}_{nanos}", std::process::id())
 }
 
-async fn parse_then_read(url: &str, backend: &str) {
-    let app = app(url).await;
+async fn parse_then_read(url: &str, backend: &str, redis: bool) {
+    let (app, obs) = app(url, redis).await;
     let group = fresh_group(backend);
     let parse = format!("/api/v1/groups/{group}/parse");
     let job = json!({"posts_limit": 4, "comments_per_post": 6});
@@ -86,10 +100,28 @@ async fn parse_then_read(url: &str, backend: &str) {
     assert!(comments > 0);
     assert_eq!(first["comments_added"], comments);
 
+    let calls = |obs: &Observability| {
+        let samples = observe_tests::prometheus::samples(&obs.metrics().render());
+        (
+            observe_tests::prometheus::sum(&samples, "vk_api_requests_total", &[]),
+            observe_tests::prometheus::sum(&samples, "vk_api_cache_hits_total", &[]),
+        )
+    };
+    let (vk_calls, hits) = calls(&obs);
+    assert_eq!(hits, 0.0);
     let (status, second) = call(&app, "POST", &parse, Some(job)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["posts_added"], 0);
     assert_eq!(second["comments_added"], 0);
+    // With Redis, the second parse reads VK's pages from the cache.
+    let (vk_calls_after, hits_after) = calls(&obs);
+    if redis {
+        assert_eq!(vk_calls_after, vk_calls, "no VK call the second time");
+        assert_eq!(hits_after, vk_calls);
+    } else {
+        assert_eq!(vk_calls_after, 2.0 * vk_calls);
+        assert_eq!(hits_after, 0.0);
+    }
 
     // Bad input of each kind: a clear 4xx, nothing stored.
     for (path, body, expected) in [
@@ -163,13 +195,93 @@ async fn parse_then_read(url: &str, backend: &str) {
 async fn parse_then_read_on_sqlite() {
     let file = std::env::temp_dir().join(format!("vk-parser-store-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&file);
-    parse_then_read(&format!("sqlite://{}?mode=rwc", file.display()), "sqlite").await;
+    parse_then_read(
+        &format!("sqlite://{}?mode=rwc", file.display()),
+        "sqlite",
+        false,
+    )
+    .await;
     let _ = std::fs::remove_file(&file);
 }
 
 #[tokio::test]
+async fn parse_then_read_on_sqlite_with_redis() {
+    let file =
+        std::env::temp_dir().join(format!("vk-parser-store-redis-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    parse_then_read(
+        &format!("sqlite://{}?mode=rwc", file.display()),
+        "sqlite_redis",
+        true,
+    )
+    .await;
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test]
+async fn parse_then_read_on_postgresql_with_redis() {
+    parse_then_read(POSTGRES, "postgres_redis", true).await;
+}
+
+#[tokio::test]
 async fn parse_then_read_on_postgresql() {
-    parse_then_read(POSTGRES, "postgres").await;
+    parse_then_read(POSTGRES, "postgres", false).await;
+}
+
+#[tokio::test]
+async fn a_group_locked_by_another_instance_is_a_conflict() {
+    let (app, _obs) = app(POSTGRES, true).await;
+    let group = fresh_group("locked");
+    // Another instance holds the lock in Redis.
+    let client = redis::Client::open(REDIS).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("vk-parser:lock:{group}");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("other-instance")
+        .arg("PX")
+        .arg(10_000)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let job = json!({"posts_limit": 1, "comments_per_post": 1});
+    let (status, problem) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/groups/{group}/parse"),
+        Some(job.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(problem["error_type"], "duplicate_job");
+    // Not ours to release: still there.
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(holder.as_deref(), Some("other-instance"));
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/groups/{group}/parse"),
+        Some(job),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Our lock is released after the parse.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(holder, None);
 }
 
 #[tokio::test]
