@@ -32,17 +32,21 @@ fn free_port() -> SocketAddr {
 }
 
 async fn start() -> Running {
+    start_with(&[]).await.0
+}
+
+/// The binary with `vars`, on a fresh SQLite file (returned as a URL).
+async fn start_with(vars: &[(&str, &str)]) -> (Running, String) {
     let addr = free_port();
     // A fresh SQLite file per run: the default one would keep earlier runs.
     let database = std::env::temp_dir().join(format!("vk-parser-binary-{}.db", addr.port()));
     let _ = std::fs::remove_file(&database);
+    let database_url = format!("sqlite://{}?mode=rwc", database.display());
     let child = Command::new(env!("CARGO_BIN_EXE_vk-parser"))
         .env("VK_PARSER_ADDR", addr.to_string())
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", database.display()),
-        )
+        .env("DATABASE_URL", &database_url)
         .env("RUST_LOG", "warn")
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -55,7 +59,29 @@ async fn start() -> Running {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    running
+    (running, database_url)
+}
+
+fn sigterm(running: &Running) {
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn exit_within(running: &mut Running, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(exit) = running.child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vk-parser did not stop within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn url(running: &Running, path: &str) -> String {
@@ -209,4 +235,45 @@ fn bad_observe_variable_fails_at_start_naming_it() {
         stderr.contains(r#"invalid OBSERVE_SHUTDOWN_TIMEOUT="forever""#),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn sigterm_during_a_parse_lets_it_finish_then_exits_cleanly() {
+    let (mut running, database) = start_with(&[("OBSERVE_SHUTDOWN_TIMEOUT", "20s")]).await;
+    let parse = url(&running, "/api/v1/groups/drained/parse");
+    // Seven VK calls at three a second: about two seconds of work.
+    let request = tokio::spawn(async move {
+        post_json(&parse, r#"{"posts_limit":6,"comments_per_post":3}"#).await
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sigterm(&running);
+    let reply = request.await.unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let parsed: Value = reply.json();
+    assert_eq!(parsed["posts_added"], 6);
+    let exit = exit_within(&mut running, Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit:?}");
+    // Everything the answer reported is stored.
+    let store = vk_parser::Store::connect(&database).await.unwrap();
+    let (posts, comments) = store.stats("drained").await.unwrap().unwrap();
+    assert_eq!(posts, 6);
+    assert_eq!(comments, parsed["comments_added"].as_u64().unwrap());
+}
+
+#[tokio::test]
+async fn sigterm_past_the_drain_limit_stores_nothing_half_written() {
+    let (mut running, database) = start_with(&[("OBSERVE_SHUTDOWN_TIMEOUT", "1s")]).await;
+    let parse = url(&running, "/api/v1/groups/cut_short/parse");
+    // About ten seconds of VK calls: far past the one-second drain.
+    let request = tokio::spawn(async move {
+        post_json(&parse, r#"{"posts_limit":30,"comments_per_post":2}"#).await
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sigterm(&running);
+    let exit = exit_within(&mut running, Duration::from_secs(10)).await;
+    assert!(exit.success(), "{exit:?}");
+    request.abort();
+    // The parse never reached its one transaction: nothing of it is stored.
+    let store = vk_parser::Store::connect(&database).await.unwrap();
+    assert_eq!(store.stats("cut_short").await.unwrap(), None);
 }
