@@ -1,11 +1,12 @@
 //! The observe demo: a VK comment-parser API.
 //!
 //! It fetches a VK community's wall posts and their comments, keeps them, and
-//! serves them. In this version the posts and comments come from an offline
-//! stand-in that generates them deterministically from the group id; they
-//! are kept in SQLite (a local file) or, with `DATABASE_URL=postgres://...`,
-//! in PostgreSQL. The Redis cache and the real VK client arrive with the
-//! demo issue.
+//! serves them. The posts and comments come from VK's API (`VK_ACCESS_TOKEN`)
+//! or, without a token, from an offline stand-in in the same process that
+//! speaks VK's JSON and generates them deterministically from the group id;
+//! they are kept in SQLite (a local file) or, with
+//! `DATABASE_URL=postgres://...`, in PostgreSQL; with `REDIS_URL`, fetched
+//! pages are cached and parses of one group are kept apart across instances.
 //!
 //! | route | what it does |
 //! | --- | --- |

@@ -277,3 +277,24 @@ async fn sigterm_past_the_drain_limit_stores_nothing_half_written() {
     let store = vk_parser::Store::connect(&database).await.unwrap();
     assert_eq!(store.stats("cut_short").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn redis_is_in_health_only_when_configured() {
+    let (running, _) = start_with(&[]).await;
+    let health: Value = http_get(&url(&running, "/health"), &[]).await.json();
+    assert_eq!(health["checks"]["database"]["status"], "healthy");
+    assert!(health["checks"].get("redis").is_none(), "{health}");
+    drop(running);
+
+    let (running, _) = start_with(&[("REDIS_URL", "redis://127.0.0.1:6379/")]).await;
+    let health: Value = http_get(&url(&running, "/health"), &[]).await.json();
+    assert_eq!(health["checks"]["redis"]["status"], "healthy", "{health}");
+    assert_eq!(health["checks"]["database"]["status"], "healthy");
+    let text =
+        String::from_utf8_lossy(&http_get(&url(&running, "/metrics"), &[]).await.body).into_owned();
+    let scraped = observe_tests::prometheus::samples(&text);
+    assert_eq!(
+        observe_tests::prometheus::value(&scraped, "redis_connections", &[]),
+        1.0
+    );
+}

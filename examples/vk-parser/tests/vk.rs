@@ -206,3 +206,94 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
         let _ = std::fs::remove_file(&file);
     });
 }
+
+#[test]
+fn the_client_keeps_to_three_requests_a_second_and_the_standin_injects_errors() {
+    let obs = Observability::builder("vk-parser")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .env_vars::<&str, &str>([])
+        .init()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let file = std::env::temp_dir().join(format!("vk-parser-rate-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        let serve = |faults: vk_parser::standin::server::Faults| async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let standin = vk_parser::standin::server::router(faults);
+            tokio::spawn(async move { axum::serve(listener, standin).await });
+            base
+        };
+        let healthy = serve(Default::default()).await;
+        let vk = VkClient::new(
+            &healthy,
+            "t",
+            Duration::from_secs(5),
+            obs.client_layer(),
+            obs.metrics().clone(),
+        )
+        .unwrap();
+        let app = obs.router(vk_parser::app(AppState::new(
+            store.clone(),
+            vk,
+            obs.metrics().clone(),
+        )));
+        // Seven calls (one wall.get, six wall.getComments): at three a
+        // second, the last starts two seconds after the first.
+        let started = std::time::Instant::now();
+        let (status, _, parsed) = call(
+            &app,
+            "POST",
+            "/api/v1/groups/rate/parse",
+            Some(json!({"posts_limit": 6, "comments_per_post": 1})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{parsed}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1990),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // Every call failing: error 6 or 10, retried, then answered.
+        let failing = serve(vk_parser::standin::server::Faults {
+            error_rate: 1.0,
+            latency: Duration::ZERO,
+        })
+        .await;
+        let vk = VkClient::new(
+            &failing,
+            "t",
+            Duration::from_secs(5),
+            obs.client_layer(),
+            obs.metrics().clone(),
+        )
+        .unwrap();
+        let app = obs.router(vk_parser::app(AppState::new(
+            store,
+            vk,
+            obs.metrics().clone(),
+        )));
+        let (status, _, problem) = call(
+            &app,
+            "POST",
+            "/api/v1/groups/flaky/parse",
+            Some(json!({"posts_limit": 1, "comments_per_post": 1})),
+        )
+        .await;
+        assert!(
+            [StatusCode::SERVICE_UNAVAILABLE, StatusCode::BAD_GATEWAY].contains(&status),
+            "{status} {problem}"
+        );
+        assert!(
+            ["vk_rate_limited", "vk_internal_error"]
+                .contains(&problem["error_type"].as_str().unwrap())
+        );
+        let _ = std::fs::remove_file(&file);
+    });
+}
