@@ -177,7 +177,12 @@ impl Store {
             transaction.commit().await?;
             Ok::<_, sqlx::Error>(added)
         };
+        // sqlx keeps the `tracing` span of a connection's last command until
+        // its next one (SQLite's worker thread does), which would hold this
+        // span and the parse above it open: the statements run under no span,
+        // the batch span times them from outside.
         Ok(batch
+            .instrument(tracing::Span::none())
             .instrument(observe::trace::db::query(self.system, INSERT_COMMENT))
             .await?)
     }
