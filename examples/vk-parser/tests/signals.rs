@@ -7,9 +7,10 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use axum::{Router, body::Body};
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+mod common;
+
+use axum::Router;
+use http::StatusCode;
 use observe::Observability;
 use observe_tests::{
     logs::{LogBuffer, runtime_with},
@@ -17,8 +18,7 @@ use observe_tests::{
     prometheus,
 };
 use serde_json::{Value, json};
-use tower::ServiceExt;
-use vk_parser::{AppState, Store, VkClient};
+use vk_parser::{AppState, Store};
 
 async fn call(
     app: &Router,
@@ -27,28 +27,8 @@ async fn call(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (StatusCode, String, Value) {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        id,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let reply = common::call(app, method, path, headers, body).await;
+    (reply.status, reply.request_id, reply.json)
 }
 
 #[test]
@@ -66,24 +46,10 @@ fn metrics_logs_and_spans_agree_for_a_burst() {
         .unwrap();
     let runtime = runtime_with(obs.dispatch());
     runtime.block_on(async {
-        let file =
-            std::env::temp_dir().join(format!("vk-parser-signals-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&file);
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let standin = vk_parser::standin::server::router(Default::default());
-        tokio::spawn(async move { axum::serve(listener, standin).await });
-        let vk = VkClient::new(
-            &base,
-            "offline",
-            Duration::from_secs(5),
-            obs.client_layer(),
-            obs.metrics().clone(),
-        )
-        .unwrap();
+        let (url, file) = common::sqlite("signals");
+        let store = Store::connect(&url).await.unwrap();
+        let base = common::standin(Default::default()).await;
+        let vk = common::vk_client(&obs, &base, Duration::from_secs(5));
         let app = obs.router(vk_parser::app(AppState::new(
             store,
             vk,

@@ -3,15 +3,15 @@
 //! changes nothing.
 #![allow(clippy::unwrap_used)]
 
-use axum::{Router, body::Body};
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use http::StatusCode;
 use observe::Observability;
 use serde_json::{Value, json};
-use std::time::Duration;
-use tower::ServiceExt;
-
-use vk_parser::{AppState, Cache, Store, VkClient};
+use vk_parser::{AppState, Cache, Store};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -25,18 +25,8 @@ async fn app(url: &str, redis: bool) -> (Router, Observability) {
         .env_vars::<&str, &str>([])
         .init()
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let standin = vk_parser::standin::server::router(Default::default());
-    tokio::spawn(async move { axum::serve(listener, standin).await });
-    let mut vk = VkClient::new(
-        &base,
-        "offline",
-        Duration::from_secs(5),
-        obs.client_layer(),
-        obs.metrics().clone(),
-    )
-    .unwrap();
+    let base = common::standin(Default::default()).await;
+    let mut vk = common::vk_client(&obs, &base, Duration::from_secs(5));
     let cache = if redis {
         Some(
             Cache::connect(REDIS, Duration::from_secs(60))
@@ -57,19 +47,8 @@ async fn app(url: &str, redis: bool) -> (Router, Observability) {
 }
 
 async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let reply = common::call(app, method, path, &[], body).await;
+    (reply.status, reply.json)
 }
 
 /// A group no earlier run has stored: the database outlives test runs.
@@ -193,28 +172,15 @@ async fn parse_then_read(url: &str, backend: &str, redis: bool) {
 
 #[tokio::test]
 async fn parse_then_read_on_sqlite() {
-    let file = std::env::temp_dir().join(format!("vk-parser-store-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    parse_then_read(
-        &format!("sqlite://{}?mode=rwc", file.display()),
-        "sqlite",
-        false,
-    )
-    .await;
+    let (url, file) = common::sqlite("store");
+    parse_then_read(&url, "sqlite", false).await;
     let _ = std::fs::remove_file(&file);
 }
 
 #[tokio::test]
 async fn parse_then_read_on_sqlite_with_redis() {
-    let file =
-        std::env::temp_dir().join(format!("vk-parser-store-redis-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    parse_then_read(
-        &format!("sqlite://{}?mode=rwc", file.display()),
-        "sqlite_redis",
-        true,
-    )
-    .await;
+    let (url, file) = common::sqlite("store-redis");
+    parse_then_read(&url, "sqlite_redis", true).await;
     let _ = std::fs::remove_file(&file);
 }
 

@@ -5,16 +5,16 @@
 
 use std::time::Duration;
 
-use axum::{Router, body::Body};
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+mod common;
+
+use axum::Router;
+use http::StatusCode;
 use observe::Observability;
 use observe_tests::{
     logs::{LogBuffer, runtime_with},
     prometheus,
 };
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use vk_parser::{AppState, Store, VkClient};
 
 async fn call(
@@ -23,25 +23,8 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, String, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        content_type,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let reply = common::call(app, method, path, &[], body).await;
+    (reply.status, reply.content_type, reply.json)
 }
 
 #[test]
@@ -56,15 +39,9 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
         .unwrap();
     let runtime = runtime_with(obs.dispatch());
     runtime.block_on(async {
-        let file = std::env::temp_dir().join(format!("vk-parser-errors-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&file);
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let standin = vk_parser::standin::server::router(Default::default());
-        tokio::spawn(async move { axum::serve(listener, standin).await });
+        let (url, file) = common::sqlite("errors");
+        let store = Store::connect(&url).await.unwrap();
+        let base = common::standin(Default::default()).await;
         let vk = VkClient::new(
             &base,
             "s3cr3t-token",
@@ -217,27 +194,10 @@ fn the_client_keeps_to_three_requests_a_second_and_the_standin_injects_errors() 
         .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let file = std::env::temp_dir().join(format!("vk-parser-rate-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&file);
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-            .await
-            .unwrap();
-        let serve = |faults: vk_parser::standin::server::Faults| async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let base = format!("http://{}", listener.local_addr().unwrap());
-            let standin = vk_parser::standin::server::router(faults);
-            tokio::spawn(async move { axum::serve(listener, standin).await });
-            base
-        };
-        let healthy = serve(Default::default()).await;
-        let vk = VkClient::new(
-            &healthy,
-            "t",
-            Duration::from_secs(5),
-            obs.client_layer(),
-            obs.metrics().clone(),
-        )
-        .unwrap();
+        let (url, file) = common::sqlite("rate");
+        let store = Store::connect(&url).await.unwrap();
+        let healthy = common::standin(Default::default()).await;
+        let vk = common::vk_client(&obs, &healthy, Duration::from_secs(5));
         let app = obs.router(vk_parser::app(AppState::new(
             store.clone(),
             vk,
@@ -261,19 +221,12 @@ fn the_client_keeps_to_three_requests_a_second_and_the_standin_injects_errors() 
         );
 
         // Every call failing: error 6 or 10, retried, then answered.
-        let failing = serve(vk_parser::standin::server::Faults {
+        let failing = common::standin(vk_parser::standin::server::Faults {
             error_rate: 1.0,
             latency: Duration::ZERO,
         })
         .await;
-        let vk = VkClient::new(
-            &failing,
-            "t",
-            Duration::from_secs(5),
-            obs.client_layer(),
-            obs.metrics().clone(),
-        )
-        .unwrap();
+        let vk = common::vk_client(&obs, &failing, Duration::from_secs(5));
         let app = obs.router(vk_parser::app(AppState::new(
             store,
             vk,
