@@ -217,6 +217,7 @@ fn start(
                 parent_span_id: None,
                 sampled: sampler.should_sample(None, trace_id),
                 passed: None,
+                sink: None,
             }
         }
     };

@@ -21,7 +21,7 @@ const MAX_BAGGAGE: usize = 8192;
 /// The span a request is handled in: its ids, its parent, whether it is
 /// sampled, and the vendor state and baggage to pass on. In the request
 /// extensions of the layers inside [`TraceLayer`](crate::TraceLayer).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct TraceContext {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
@@ -31,7 +31,22 @@ pub struct TraceContext {
     /// The caller's `tracestate` and `baggage`, rarely there: kept out of
     /// line so the context stays small to move.
     pub(crate) passed: Option<Arc<Passed>>,
+    /// Where spans of this trace go, when it is sampled and exported: for
+    /// [`in_span`](crate::in_span) children.
+    pub(crate) sink: Option<crate::export::SpanSink>,
 }
+
+impl PartialEq for TraceContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.trace_id == other.trace_id
+            && self.span_id == other.span_id
+            && self.parent_span_id == other.parent_span_id
+            && self.sampled == other.sampled
+            && self.passed == other.passed
+    }
+}
+
+impl Eq for TraceContext {}
 
 /// `tracestate` and `baggage` to pass on.
 #[derive(Debug, PartialEq, Eq)]
@@ -152,6 +167,7 @@ impl TraceContext {
             parent_span_id: Some(self.span_id),
             sampled: self.sampled,
             passed: self.passed.clone(),
+            sink: self.sink.clone(),
         }
     }
 
@@ -419,6 +435,7 @@ mod tests {
             parent_span_id: None,
             sampled: true,
             passed: None,
+            sink: None,
         };
         let guard = CurrentGuard::enter(Some(context.clone()));
         assert_eq!(current(), Some(context.clone()));

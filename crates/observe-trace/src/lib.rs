@@ -7,7 +7,8 @@
 //!   and `span_id`.
 //! - [`ClientTraceLayer`] makes outgoing calls its children and passes on
 //!   `traceparent`, `tracestate` and `x-request-id`.
-//! - [`db`] gives child spans for SQL statements and Redis commands.
+//! - [`db`] gives child spans for SQL statements and Redis commands, and
+//!   [`in_span`] a span around any piece of work (a parse, a batch).
 //! - [`Tracing`] reads the standard `OTEL_*` variables and runs the export:
 //!   with no endpoint nothing is exported, but ids and propagation work.
 //!
@@ -42,6 +43,7 @@ mod export;
 mod resource;
 mod sampler;
 pub mod server;
+mod span;
 
 use std::time::Duration;
 
@@ -58,6 +60,7 @@ pub use export::{
 };
 pub use sampler::{InvalidSampler, Root, Sampler};
 pub use server::{ResponseFuture, Trace, TraceLayer};
+pub use span::{InSpan, in_span};
 
 /// A variable that does not parse: which, what it held, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,6 @@ use axum::{
 };
 use observe::{AppError, UserId};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
 use crate::{
     cache::Cache,
@@ -267,10 +266,12 @@ async fn parse(
         None => None,
     };
     let started = std::time::Instant::now();
-    let span = tracing::info_span!("parse", otel.name = "parse", group_id = group);
-    let outcome = run_parse(&state, group, posts_limit, comments_per_post)
-        .instrument(span)
-        .await;
+    // A span of the trace, with a child per VK call and database batch.
+    let outcome = observe::trace::in_span(
+        "parse",
+        run_parse(&state, group, posts_limit, comments_per_post),
+    )
+    .await;
     if let Some(lock) = lock {
         lock.release().await;
     }

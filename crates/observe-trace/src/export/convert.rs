@@ -35,6 +35,16 @@ pub(crate) struct ServerRecord {
     pub(crate) error_type: Option<String>,
 }
 
+/// An internal span, as [`in_span`](crate::in_span) finishes it.
+pub(crate) struct InternalRecord {
+    pub(crate) context: TraceContext,
+    pub(crate) name: &'static str,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    /// Dropped before it finished.
+    pub(crate) aborted: bool,
+}
+
 /// A client span, as [`ClientTraceLayer`](crate::ClientTraceLayer) finishes it.
 pub(crate) struct ClientRecord {
     pub(crate) context: TraceContext,
@@ -81,6 +91,7 @@ pub(super) fn span_data(item: Item) -> SpanData {
     match item {
         Item::Server(record) => server(*record),
         Item::Client(record) => client(*record),
+        Item::Internal(record) => internal(*record),
         Item::Sdk(span) => *span,
         // Flushes are taken out before conversion.
         Item::Flush(_) => unreachable_flush(),
@@ -184,6 +195,32 @@ fn server(record: ServerRecord) -> SpanData {
         parent_span_is_remote: record.context.parent_span_id.is_some(),
         span_kind: SpanKind::Server,
         name: Cow::Owned(name),
+        start_time: record.start,
+        end_time: record.end,
+        attributes,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status,
+        instrumentation_scope: scope(),
+    }
+}
+
+fn internal(record: InternalRecord) -> SpanData {
+    let (attributes, status) = if record.aborted {
+        (
+            vec![KeyValue::new("error.type", "aborted")],
+            Status::error("dropped before it finished"),
+        )
+    } else {
+        (Vec::new(), Status::Unset)
+    };
+    SpanData {
+        span_context: span_context(&record.context),
+        parent_span_id: record.context.parent_span_id.unwrap_or(SpanId::INVALID),
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: Cow::Borrowed(record.name),
         start_time: record.start,
         end_time: record.end,
         attributes,

@@ -27,7 +27,7 @@ use std::{
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 pub use config::{ExportConfig, InvalidExportConfig, Protocol};
-pub(crate) use convert::{ClientRecord, ServerRecord};
+pub(crate) use convert::{ClientRecord, InternalRecord, ServerRecord};
 pub(crate) use processor::QueueProcessor;
 
 /// How often the exporter thread sends what has queued up.
@@ -51,6 +51,7 @@ pub const DROPPED_SPANS_METRIC: &str = "otel_spans_dropped_total";
 pub(crate) enum Item {
     Server(Box<ServerRecord>),
     Client(Box<ClientRecord>),
+    Internal(Box<InternalRecord>),
     Sdk(Box<SpanData>),
     Flush(SyncSender<()>),
 }

@@ -77,9 +77,12 @@ where
             parent_span_id: parent.map(|parent| parent.span_id),
             sampled,
             passed,
+            sink: None,
         };
+        let mut context = context;
         let recording = match &self.config.sink {
             Some(sink) if sampled => {
+                context.sink = Some(sink.clone());
                 let extensions = request.extensions();
                 Some(Box::new(Recording {
                     sink: sink.clone(),

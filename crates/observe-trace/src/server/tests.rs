@@ -173,3 +173,26 @@ async fn tracestate_and_baggage_are_passed_on_by_the_client_layer() {
     assert_eq!(parts[1], "vendor=opaque");
     assert_eq!(parts[2], "tenant=acme");
 }
+
+#[tokio::test]
+async fn in_span_is_a_child_of_the_request_span_and_current_inside() {
+    let service = TraceLayer::new().layer(service_fn(|_: Request<()>| async {
+        let request = current().map(|context| context.span_id());
+        let inner = crate::in_span("work", async {
+            current().map(|context| (context.span_id(), context.parent_span_id()))
+        })
+        .await;
+        let Some((inner_id, inner_parent)) = inner else {
+            panic!("no context inside in_span");
+        };
+        assert_eq!(inner_parent, request);
+        assert_ne!(Some(inner_id), request);
+        // Back to the request's span after it.
+        assert_eq!(current().map(|context| context.span_id()), request);
+        Ok::<_, Infallible>(Response::new(Body::new()))
+    }));
+    let response = service.oneshot(Request::new(())).await;
+    assert!(response.is_ok());
+    // Outside any request it only runs the future.
+    assert_eq!(crate::in_span("alone", async { current() }).await, None);
+}
