@@ -297,4 +297,9 @@ async fn redis_is_in_health_only_when_configured() {
         observe_tests::prometheus::value(&scraped, "redis_connections", &[]),
         1.0
     );
+    // The pool's connections in use, sampled every second: none while idle.
+    assert_eq!(
+        observe_tests::prometheus::value(&scraped, "database_connections", &[]),
+        0.0
+    );
 }

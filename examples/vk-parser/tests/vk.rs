@@ -220,6 +220,17 @@ fn the_client_keeps_to_three_requests_a_second_and_the_standin_injects_errors() 
             started.elapsed()
         );
 
+        // A numeric group id is VK's owner id.
+        let (status, _, parsed) = call(
+            &app,
+            "POST",
+            "/api/v1/groups/123456/parse",
+            Some(json!({"posts_limit": 1, "comments_per_post": 1})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{parsed}");
+        assert_eq!(parsed["posts_added"], 1);
+
         // Every call failing: error 6 or 10, retried, then answered.
         let failing = common::standin(vk_parser::standin::server::Faults {
             error_rate: 1.0,
