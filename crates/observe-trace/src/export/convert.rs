@@ -87,33 +87,46 @@ fn text(value: &HeaderValue) -> String {
     String::from_utf8_lossy(value.as_bytes()).into_owned()
 }
 
-pub(super) fn span_data(item: Item) -> SpanData {
-    match item {
+/// The exported form of a finished span; `None` for a flush marker.
+pub(super) fn span_data(item: Item) -> Option<SpanData> {
+    Some(match item {
         Item::Server(record) => server(*record),
         Item::Client(record) => client(*record),
         Item::Internal(record) => internal(*record),
         Item::Sdk(span) => *span,
-        // Flushes are taken out before conversion.
-        Item::Flush(_) => unreachable_flush(),
-    }
+        Item::Flush(_) => return None,
+    })
 }
 
-#[cold]
-fn unreachable_flush() -> SpanData {
-    SpanData {
-        span_context: SpanContext::empty_context(),
-        parent_span_id: SpanId::INVALID,
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Internal,
-        name: Cow::Borrowed("flush"),
-        start_time: SystemTime::UNIX_EPOCH,
-        end_time: SystemTime::UNIX_EPOCH,
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: Status::Unset,
-        instrumentation_scope: scope(),
+/// What differs between the spans this crate records.
+struct Finished {
+    context: TraceContext,
+    parent_is_remote: bool,
+    kind: SpanKind,
+    name: Cow<'static, str>,
+    start: SystemTime,
+    end: SystemTime,
+    attributes: Vec<KeyValue>,
+    status: Status,
+}
+
+impl Finished {
+    fn into_span_data(self) -> SpanData {
+        SpanData {
+            span_context: span_context(&self.context),
+            parent_span_id: self.context.parent_span_id.unwrap_or(SpanId::INVALID),
+            parent_span_is_remote: self.parent_is_remote,
+            span_kind: self.kind,
+            name: self.name,
+            start_time: self.start,
+            end_time: self.end,
+            attributes: self.attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: self.status,
+            instrumentation_scope: scope(),
+        }
     }
 }
 
@@ -189,21 +202,17 @@ fn server(record: ServerRecord) -> SpanData {
             Status::error("the client went away before the response")
         }
     };
-    SpanData {
-        span_context: span_context(&record.context),
-        parent_span_id: record.context.parent_span_id.unwrap_or(SpanId::INVALID),
-        parent_span_is_remote: record.context.parent_span_id.is_some(),
-        span_kind: SpanKind::Server,
+    Finished {
+        parent_is_remote: record.context.parent_span_id.is_some(),
+        kind: SpanKind::Server,
         name: Cow::Owned(name),
-        start_time: record.start,
-        end_time: record.end,
+        start: record.start,
+        end: record.end,
         attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
         status,
-        instrumentation_scope: scope(),
+        context: record.context,
     }
+    .into_span_data()
 }
 
 fn internal(record: InternalRecord) -> SpanData {
@@ -215,21 +224,17 @@ fn internal(record: InternalRecord) -> SpanData {
     } else {
         (Vec::new(), Status::Unset)
     };
-    SpanData {
-        span_context: span_context(&record.context),
-        parent_span_id: record.context.parent_span_id.unwrap_or(SpanId::INVALID),
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Internal,
+    Finished {
+        parent_is_remote: false,
+        kind: SpanKind::Internal,
         name: Cow::Borrowed(record.name),
-        start_time: record.start,
-        end_time: record.end,
+        start: record.start,
+        end: record.end,
         attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
         status,
-        instrumentation_scope: scope(),
+        context: record.context,
     }
+    .into_span_data()
 }
 
 fn client(record: ClientRecord) -> SpanData {
@@ -277,19 +282,15 @@ fn client(record: ClientRecord) -> SpanData {
             Status::error(error)
         }
     };
-    SpanData {
-        span_context: span_context(&record.context),
-        parent_span_id: record.context.parent_span_id.unwrap_or(SpanId::INVALID),
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Client,
+    Finished {
+        parent_is_remote: false,
+        kind: SpanKind::Client,
         name: Cow::Owned(record.method.to_string()),
-        start_time: record.start,
-        end_time: record.end,
+        start: record.start,
+        end: record.end,
         attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
         status,
-        instrumentation_scope: scope(),
+        context: record.context,
     }
+    .into_span_data()
 }

@@ -280,7 +280,7 @@ impl Worker {
                             self.drop_spans(1);
                             continue;
                         }
-                        batch.push(convert::span_data(item));
+                        batch.extend(convert::span_data(item));
                         if batch.len() == MAX_BATCH {
                             self.export(&runtime, &quiet, &exporter, &mut batch);
                         }
