@@ -6,6 +6,7 @@
 pub mod fixture;
 pub mod logs;
 pub mod otlp;
+pub mod postgres;
 pub mod prometheus;
 
 use std::{net::SocketAddr, time::Duration};

@@ -13,7 +13,7 @@ use observe::{
     Observability,
     health::{Check, CheckOptions, HttpCheck, PostgresCheck, RedisCheck, Status},
 };
-use observe_tests::{TestServer, http_get, prometheus::free_port};
+use observe_tests::{TestServer, http_get, postgres::TempDatabase, prometheus::free_port};
 use serde_json::Value;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::net::TcpListener;
@@ -242,14 +242,14 @@ async fn a_silent_dependency_times_out_and_health_answers_within_the_timeout() {
 
 #[tokio::test]
 async fn a_thousand_concurrent_probes_cost_one_query() {
-    let url = database_url();
+    // A database of its own: the sequence counts this run's queries only.
+    let database = TempDatabase::create("health_probes").await;
+    let url = database.url().to_owned();
     let admin = PgPool::connect(&url).await.unwrap();
-    sqlx::raw_sql(
-        "DROP SEQUENCE IF EXISTS observe_health_probe_seq; CREATE SEQUENCE observe_health_probe_seq",
-    )
-    .execute(&admin)
-    .await
-    .unwrap();
+    sqlx::raw_sql("CREATE SEQUENCE observe_health_probe_seq")
+        .execute(&admin)
+        .await
+        .unwrap();
 
     let ttl = Duration::from_secs(10);
     let obs = obs(&[("OBSERVE_HEALTH_CACHE_TTL", "10s")]);
@@ -280,11 +280,8 @@ async fn a_thousand_concurrent_probes_cost_one_query() {
             .unwrap();
     let queries = if is_called { last_value } else { 0 };
     assert_eq!(queries, 1, "1000 probes within one TTL");
-    sqlx::raw_sql("DROP SEQUENCE observe_health_probe_seq")
-        .execute(&admin)
-        .await
-        .unwrap();
     server.stop(Duration::from_secs(5)).await.unwrap();
+    admin.close().await;
 }
 
 #[tokio::test]

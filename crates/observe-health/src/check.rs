@@ -2,7 +2,7 @@ use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use serde_json::{Map, Value};
 
-use crate::{DEFAULT_CHECK_TIMEOUT, Status};
+use crate::{DEFAULT_CHECK_TIMEOUT, Status, Usage};
 
 /// A health check: one dependency or resource, probed on demand.
 ///
@@ -90,6 +90,7 @@ pub struct CheckResult {
     pub(crate) status: Status,
     pub(crate) details: Map<String, Value>,
     pub(crate) error: Option<String>,
+    pub(crate) usage: Option<Usage>,
 }
 
 impl CheckResult {
@@ -99,6 +100,7 @@ impl CheckResult {
             status,
             details: Map::new(),
             error: None,
+            usage: None,
         }
     }
 
@@ -127,6 +129,13 @@ impl CheckResult {
         self
     }
 
+    /// How full the resource is that this check measured: published as a
+    /// gauge on every run, and read by alert rules (see [`Usage`]).
+    pub fn usage(mut self, usage: Usage) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
     /// Replaces the status.
     pub fn with_status(mut self, status: Status) -> Self {
         self.status = status;
@@ -146,6 +155,11 @@ impl CheckResult {
     /// The error, if any.
     pub fn error_message(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    /// The usage measured, if any.
+    pub fn usage_reading(&self) -> Option<&Usage> {
+        self.usage.as_ref()
     }
 }
 

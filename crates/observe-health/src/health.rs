@@ -16,7 +16,7 @@ use metrics::Recorder;
 use tokio::sync::watch;
 
 use crate::{
-    Check, CheckReport, DEFAULT_CACHE_TTL, HealthReport, Status,
+    Check, CheckReport, DEFAULT_CACHE_TTL, HealthReport, Status, Usage,
     check::{BoxFuture, DynCheck},
 };
 
@@ -527,6 +527,18 @@ impl Entry {
             metrics::gauge!("health_check_status", &label).set(f64::from(status.severity()));
             metrics::histogram!("health_check_duration_seconds", &label)
                 .record(report.response_time.as_secs_f64());
+            match &report.usage {
+                Some(Usage::Memory { used_ratio }) => {
+                    metrics::gauge!("memory_used_ratio").set(*used_ratio);
+                }
+                Some(Usage::Disk { path, used_ratio }) => {
+                    metrics::gauge!("disk_used_ratio", "path" => path.clone()).set(*used_ratio);
+                }
+                Some(usage @ Usage::Pool { .. }) => {
+                    metrics::gauge!("db_pool_utilization_ratio", &label).set(usage.used_ratio());
+                }
+                None => {}
+            }
         };
         match recorder {
             Some(recorder) => metrics::with_local_recorder(recorder, record),

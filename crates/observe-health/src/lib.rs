@@ -83,6 +83,7 @@ mod report;
 mod router;
 mod status;
 mod time;
+mod usage;
 
 use std::time::Duration;
 
@@ -97,6 +98,7 @@ pub use checks::{HttpCheck, HttpCheckError};
 pub use health::{CheckOptions, DetailsPolicy, Health, HealthBuilder};
 pub use report::{CheckReport, HealthReport};
 pub use status::Status;
+pub use usage::Usage;
 
 /// How long a check may take unless its registration or the check itself
 /// says otherwise.

@@ -6,7 +6,7 @@ use std::{
 
 use serde_json::{Map, Value, json};
 
-use crate::{CheckResult, Status, time::rfc3339_millis};
+use crate::{CheckResult, Status, Usage, time::rfc3339_millis};
 
 /// What one run of one check found, as the runner saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,7 @@ pub struct CheckReport {
     /// What the public body says instead of `error` when details are hidden.
     pub(crate) public_error: Cow<'static, str>,
     pub(crate) checked_at: SystemTime,
+    pub(crate) usage: Option<Usage>,
 }
 
 impl CheckReport {
@@ -33,6 +34,7 @@ impl CheckReport {
             status,
             details,
             error,
+            usage,
         } = result;
         Self {
             name,
@@ -43,6 +45,7 @@ impl CheckReport {
             error,
             public_error: Cow::Borrowed(HIDDEN_ERROR),
             checked_at: SystemTime::now(),
+            usage,
         }
     }
 
@@ -65,6 +68,7 @@ impl CheckReport {
             error: Some(error),
             public_error,
             checked_at: SystemTime::now(),
+            usage: None,
         }
     }
 
@@ -97,6 +101,11 @@ impl CheckReport {
     /// The raw error, if the check failed.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    /// How full the resource is that the check measured, if it says.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
     }
 
     /// When the check finished.

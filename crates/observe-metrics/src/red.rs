@@ -32,6 +32,9 @@ pub struct RedSnapshot {
     pub request_rate: f64,
     /// `errors / requests`, 0 without requests.
     pub error_rate: f64,
+    /// Mean duration: the histogram's sum over its count, as
+    /// `rate(_sum) / rate(_count)` gives it; zero without requests.
+    pub mean: Duration,
     /// Median duration, estimated from the histogram buckets; zero without
     /// requests.
     pub p50: Duration,
@@ -48,6 +51,8 @@ pub(crate) struct Totals {
     pub(crate) errors: u64,
     /// Duration bucket counts, not cumulative; the last is past every bound.
     pub(crate) buckets: Vec<u64>,
+    /// The sum of every duration observed, in nanoseconds.
+    pub(crate) duration_nanos: u64,
 }
 
 impl Totals {
@@ -56,6 +61,7 @@ impl Totals {
             requests: 0,
             errors: 0,
             buckets: vec![0; buckets],
+            duration_nanos: 0,
         }
     }
 
@@ -69,6 +75,7 @@ impl Totals {
                 .zip(&earlier.buckets)
                 .map(|(now, then)| now.saturating_sub(*then))
                 .collect(),
+            duration_nanos: self.duration_nanos.wrapping_sub(earlier.duration_nanos),
         }
     }
 }
@@ -132,6 +139,12 @@ impl RedWindow {
             } else {
                 delta.errors as f64 / delta.requests as f64
             },
+            mean: Duration::from_nanos(
+                delta
+                    .duration_nanos
+                    .checked_div(delta.buckets.iter().sum())
+                    .unwrap_or(0),
+            ),
             p50: quantile(&delta.buckets, &bounds, 0.50),
             p95: quantile(&delta.buckets, &bounds, 0.95),
             p99: quantile(&delta.buckets, &bounds, 0.99),
@@ -147,6 +160,7 @@ impl RedSnapshot {
             errors: 0,
             request_rate: 0.0,
             error_rate: 0.0,
+            mean: Duration::ZERO,
             p50: Duration::ZERO,
             p95: Duration::ZERO,
             p99: Duration::ZERO,
@@ -190,6 +204,8 @@ mod tests {
             requests,
             errors,
             buckets: buckets.to_vec(),
+            // 5 ms a request.
+            duration_nanos: requests * 5_000_000,
         }
     }
 
@@ -228,6 +244,7 @@ mod tests {
         assert_eq!(minute.window, Duration::from_secs(50));
         assert_eq!(minute.request_rate, 2.0);
         assert_eq!(minute.error_rate, 0.1);
+        assert_eq!(minute.mean, Duration::from_millis(5));
 
         // Five minutes reach back to the start.
         let five = window.snapshot(now, &current, Duration::from_secs(300), BOUNDS.into_iter());

@@ -188,11 +188,11 @@ impl RouteTable {
         self.for_each_endpoint(|endpoint| {
             for series in endpoint.methods.iter().filter_map(OnceLock::get) {
                 if let Some(cells) = &series.duration {
-                    cells.add_to(&mut totals.buckets);
+                    cells.add_to(&mut totals);
                 }
                 series.for_each_status(|status, cell| {
                     let requests = match (naming, &cell.duration) {
-                        (Naming::OtelSemconv, Some(cells)) => cells.add_to(&mut totals.buckets),
+                        (Naming::OtelSemconv, Some(cells)) => cells.add_to(&mut totals),
                         _ => cell.requests.load(Relaxed),
                     };
                     totals.requests += requests;
@@ -442,8 +442,13 @@ impl Cells {
         self.sum_nanos.fetch_add(nanos, Relaxed);
     }
 
-    /// Adds the bucket counts to `sums`; returns their total.
-    fn add_to(&self, sums: &mut [u64]) -> u64 {
+    /// Adds the bucket counts to `totals`, and the durations' sum; returns
+    /// the count.
+    fn add_to(&self, totals: &mut Totals) -> u64 {
+        totals.duration_nanos = totals
+            .duration_nanos
+            .wrapping_add(self.sum_nanos.load(Relaxed));
+        let sums = &mut totals.buckets;
         let mut total = 0;
         for (sum, bucket) in sums.iter_mut().zip(&self.buckets) {
             let count = bucket.load(Relaxed);

@@ -59,8 +59,8 @@ fn upkeep_keeps_unscraped_histograms_bounded() {
 
     // Folding keeps the samples. Not quite all of them: metrics-util's
     // `AtomicBucket` can lose a sample pushed while upkeep clears its block
-    // (seen here: 1 in 4 M, now and then). The layer's own HTTP histograms
-    // do not go through it and are exact.
+    // (seen here: 1 in 4 M when idle, 1 in 250 on a machine busy compiling).
+    // The layer's own HTTP histograms do not go through it and are exact.
     let text = kept.render();
     let count: u64 = text
         .lines()
@@ -69,7 +69,7 @@ fn upkeep_keeps_unscraped_histograms_bounded() {
         .parse()
         .unwrap();
     assert!(
-        (SAMPLES - SAMPLES / 100_000..=SAMPLES).contains(&count),
+        (SAMPLES - SAMPLES / 100..=SAMPLES).contains(&count),
         "{count} of {SAMPLES}"
     );
 }

@@ -11,6 +11,7 @@ use std::{fmt, time::Duration};
 use sqlx::{
     AnyPool, Row,
     any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
 };
 use tracing::Instrument;
 
@@ -23,25 +24,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://vk-parser.db?mode=rwc";
 /// How long a query may wait for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The schema, applied at start; each statement is idempotent.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS posts (
-        group_id TEXT NOT NULL,
-        post_id BIGINT NOT NULL,
-        text TEXT NOT NULL,
-        comments BIGINT NOT NULL,
-        PRIMARY KEY (group_id, post_id)
-    )",
-    "CREATE TABLE IF NOT EXISTS comments (
-        group_id TEXT NOT NULL,
-        post_id BIGINT NOT NULL,
-        comment_id BIGINT NOT NULL,
-        from_id BIGINT NOT NULL,
-        date BIGINT NOT NULL,
-        text TEXT NOT NULL,
-        PRIMARY KEY (group_id, post_id, comment_id)
-    )",
-];
+/// The schema: `migrations/`, compiled in. sqlx's migrator records what it
+/// applied and, on PostgreSQL, holds an advisory lock while it runs, so
+/// replicas starting together on a new database apply it once.
+static MIGRATOR: Migrator = sqlx::migrate!();
 
 const INSERT_POST: &str = "INSERT INTO posts (group_id, post_id, text, comments) \
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
@@ -93,7 +79,7 @@ pub struct Added {
 
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies
-    /// the schema. A URL of another kind is refused, naming `DATABASE_URL`.
+    /// the schema's migrations. A URL of another kind is refused, naming `DATABASE_URL`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let system = if url.starts_with("sqlite:") {
             "sqlite"
@@ -113,12 +99,10 @@ impl Store {
             .connect(url)
             .await
             .map_err(|error| StoreError(format!("cannot open the database: {error}")))?;
-        for statement in MIGRATIONS {
-            sqlx::query(*statement)
-                .execute(&pool)
-                .await
-                .map_err(|error| StoreError(format!("cannot migrate the database: {error}")))?;
-        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError(format!("cannot migrate the database: {error}")))?;
         Ok(Self { pool, system })
     }
 

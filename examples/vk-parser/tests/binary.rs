@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use observe_tests::{http_get, post_json};
+use observe_tests::{http_get, post_json, postgres::TempDatabase};
 use serde_json::Value;
 
 struct Running {
@@ -50,9 +50,12 @@ async fn start_with(vars: &[(&str, &str)]) -> (Running, String) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let running = Running { child, addr };
+    let mut running = Running { child, addr };
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if let Some(exit) = running.child.try_wait().unwrap() {
+            panic!("vk-parser exited at start with {exit} (its error is on stderr above)");
+        }
         assert!(
             Instant::now() < deadline,
             "vk-parser did not listen on {addr}"
@@ -235,6 +238,32 @@ fn bad_observe_variable_fails_at_start_naming_it() {
         stderr.contains(r#"invalid OBSERVE_SHUTDOWN_TIMEOUT="forever""#),
         "{stderr}"
     );
+}
+
+/// Four replicas starting at the same moment on a database nobody has
+/// used: the schema is migrated once, under a lock, and all come up.
+#[tokio::test]
+async fn four_instances_start_together_on_a_new_postgresql_database() {
+    let database = TempDatabase::create("binary_race").await;
+    let vars = [("DATABASE_URL", database.url())];
+    let instances = futures_util::future::join_all((0..4).map(|_| start_with(&vars))).await;
+    for (running, _) in &instances {
+        let reply = http_get(&url(running, "/health/ready"), &[]).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let health: Value = reply.json();
+        assert_eq!(
+            health["checks"]["database"]["status"], "healthy",
+            "{health}"
+        );
+    }
+    // All four store into the one schema.
+    let parse = url(&instances[0].0, "/api/v1/groups/durov/parse");
+    let reply = post_json(&parse, r#"{"posts_limit":2,"comments_per_post":1}"#).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = http_get(&url(&instances[3].0, "/api/v1/groups/durov/stats"), &[]).await;
+    let stats: Value = reply.json();
+    assert_eq!(stats["posts"], 2, "{stats}");
+    drop(instances);
 }
 
 #[tokio::test]

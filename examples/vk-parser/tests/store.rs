@@ -10,10 +10,9 @@ use std::time::Duration;
 use axum::Router;
 use http::StatusCode;
 use observe::Observability;
+use observe_tests::postgres::TempDatabase;
 use serde_json::{Value, json};
 use vk_parser::{AppState, Cache, Store};
-
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 const REDIS: &str = "redis://127.0.0.1:6379/";
 
@@ -186,17 +185,65 @@ async fn parse_then_read_on_sqlite_with_redis() {
 
 #[tokio::test]
 async fn parse_then_read_on_postgresql_with_redis() {
-    parse_then_read(POSTGRES, "postgres_redis", true).await;
+    let database = TempDatabase::create("store_redis").await;
+    parse_then_read(database.url(), "postgres_redis", true).await;
 }
 
 #[tokio::test]
 async fn parse_then_read_on_postgresql() {
-    parse_then_read(POSTGRES, "postgres", false).await;
+    let database = TempDatabase::create("store").await;
+    parse_then_read(database.url(), "postgres", false).await;
+}
+
+/// Replicas starting together on a new database: the schema is applied
+/// once, under the migrator's lock, and every one of them connects.
+#[tokio::test]
+async fn stores_connecting_at_once_to_a_new_database_all_succeed() {
+    let database = TempDatabase::create("store_race").await;
+    let connects = (0..4).map(|_| Store::connect(database.url()));
+    for store in futures_util::future::join_all(connects).await {
+        store.unwrap().ping().await.unwrap();
+    }
+    // One migration recorded, applied once.
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(database.url())
+        .await
+        .unwrap();
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(20261201000000, true)]);
+}
+
+/// A database made before the schema was a migration (tables, no
+/// `_sqlx_migrations`) is adopted with its rows.
+#[tokio::test]
+async fn a_database_from_before_migrations_keeps_its_rows() {
+    let database = TempDatabase::create("store_adopt").await;
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(database.url())
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../migrations/20261201000000_posts_and_comments.sql"
+    ))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO posts VALUES ('old', 1, 'kept', 0)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let (app, _obs) = app(database.url(), false).await;
+    let (status, stats) = call(&app, "GET", "/api/v1/groups/old/stats", None).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["posts"], 1);
 }
 
 #[tokio::test]
 async fn a_group_locked_by_another_instance_is_a_conflict() {
-    let (app, _obs) = app(POSTGRES, true).await;
+    let database = TempDatabase::create("store_locked").await;
+    let (app, _obs) = app(database.url(), true).await;
     let group = fresh_group("locked");
     // Another instance holds the lock in Redis.
     let client = redis::Client::open(REDIS).unwrap();

@@ -5,8 +5,8 @@ use std::{
 };
 
 use crate::{
-    Check, CheckResult, DISK_CRITICAL_FREE_PERCENT, DISK_WARNING_FREE_PERCENT, Status,
-    checks::percent,
+    Check, CheckResult, DISK_CRITICAL_FREE_PERCENT, DISK_WARNING_FREE_PERCENT, Status, Usage,
+    checks::percent, usage::ratio,
 };
 
 /// Free space on one filesystem, in bytes.
@@ -86,6 +86,13 @@ impl DiskCheck {
                 CheckResult::unhealthy("the filesystem reports a size of zero").detail("path", path)
             }
             Ok(reading) => CheckResult::new(self.status_for(reading))
+                .usage(Usage::Disk {
+                    path: path.clone(),
+                    used_ratio: ratio(
+                        reading.total_bytes.saturating_sub(reading.available_bytes),
+                        reading.total_bytes,
+                    ),
+                })
                 .detail("path", path)
                 .detail("total_bytes", reading.total_bytes)
                 .detail("available_bytes", reading.available_bytes)

@@ -5,7 +5,8 @@ use std::{
 };
 
 use crate::{
-    Check, CheckResult, MEMORY_CRITICAL_PERCENT, MEMORY_WARNING_PERCENT, Status, checks::percent,
+    Check, CheckResult, MEMORY_CRITICAL_PERCENT, MEMORY_WARNING_PERCENT, Status, Usage,
+    checks::percent, usage::ratio,
 };
 
 /// Where a [`MemoryReading`] comes from.
@@ -99,6 +100,9 @@ impl MemoryCheck {
                 CheckResult::unhealthy("the memory limit reads as zero")
             }
             Ok(reading) => CheckResult::new(self.status_for(reading))
+                .usage(Usage::Memory {
+                    used_ratio: ratio(reading.used_bytes, reading.limit_bytes),
+                })
                 .detail("source", reading.source.as_str())
                 .detail("used_bytes", reading.used_bytes)
                 .detail("limit_bytes", reading.limit_bytes)

@@ -2,7 +2,7 @@ use std::time::Instant;
 
 use sqlx::{Connection, PgConnection, PgPool, Postgres, pool::PoolConnection};
 
-use crate::{Check, CheckResult, POOL_WARNING_PERCENT, Status, checks::percent};
+use crate::{Check, CheckResult, POOL_WARNING_PERCENT, Status, Usage, checks::percent};
 
 /// PostgreSQL through an sqlx pool: `SELECT 1`, its round-trip time, and the
 /// pool's size, idle and maximum connections. `warning` when 80% or more of
@@ -79,6 +79,7 @@ impl Check for PostgresCheck {
         let busy = u64::from(in_use) * 100 >= u64::from(max) * u64::from(POOL_WARNING_PERCENT);
         let with_pool = |result: CheckResult| {
             result
+                .usage(Usage::pool(in_use, max))
                 .detail("pool_size", size)
                 .detail("pool_idle", idle)
                 .detail("pool_in_use", in_use)

@@ -207,10 +207,13 @@ async fn a_dropped_request_is_logged_as_aborted() {
     assert_eq!(lines[0]["message"], "request aborted");
     assert_eq!(lines[0]["method"], "POST");
     assert_eq!(lines[0]["request_bytes"], 3);
+    // tokio's timer works in whole milliseconds and may fire a fraction of
+    // one before the 20 ms a finer clock reads; the duration is real, not 0.
     assert!(
         lines[0]["duration_ms"]
             .as_f64()
-            .is_some_and(|ms| ms >= 20.0)
+            .is_some_and(|ms| ms >= 19.0),
+        "{lines:?}"
     );
 }
 

@@ -4,7 +4,7 @@ use std::{collections::HashMap, fmt, time::Duration};
 
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 
-use super::{DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_CAPACITY};
+use super::{DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_CAPACITY, http_client::OtlpHttpClient};
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +267,7 @@ impl ExportConfig {
                 .with_timeout(self.timeout)
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_headers(self.headers.iter().cloned().collect::<HashMap<_, _>>())
+                .with_http_client(OtlpHttpClient::new(self.timeout))
                 .build(),
         }
     }

@@ -12,6 +12,7 @@
 
 mod config;
 mod convert;
+mod http_client;
 mod processor;
 
 use std::{
