@@ -76,6 +76,7 @@ mod naming;
 mod process;
 mod red;
 mod router;
+pub use router::require_bearer_token;
 mod routes;
 
 pub use handle::{GlobalRecorderError, InvalidBuckets, Metrics, MetricsBuilder};

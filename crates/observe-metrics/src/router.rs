@@ -52,6 +52,25 @@ impl Metrics {
     }
 }
 
+/// `router` answering `401` problem+json to every request without
+/// `Authorization: Bearer <token>`: the guard of `/metrics`, for routes that
+/// share its token (such as `/alerts`).
+pub fn require_bearer_token(router: Router, token: impl Into<String>) -> Router {
+    let token: Arc<str> = Arc::from(token.into());
+    router.route_layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let allowed = authorized(request.headers(), &token);
+            async move {
+                if allowed {
+                    next.run(request).await
+                } else {
+                    unauthorized()
+                }
+            }
+        },
+    ))
+}
+
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)

@@ -97,24 +97,23 @@ fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// `250ms`, `30s`, `2m` or a bare number of seconds.
+/// `250ms`, `30s`, `2m`, `4h`, `1h 30m` (humantime's format) or a bare
+/// number of seconds.
 pub(crate) fn parse_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    let invalid = || ConfigError::new(name, value, "expected a duration such as 500ms, 30s or 2m");
     let text = value.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => number
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(invalid),
-        _ => Err(invalid()),
+    if !text.is_empty()
+        && text.bytes().all(|byte| byte.is_ascii_digit())
+        && let Ok(seconds) = text.parse()
+    {
+        return Ok(Duration::from_secs(seconds));
     }
+    humantime::parse_duration(text).map_err(|_| {
+        ConfigError::new(
+            name,
+            value,
+            "expected a duration such as 500ms, 30s, 2m or 4h",
+        )
+    })
 }
 
 /// Registers a `{service}`-labelled counter in the metrics registry, with
@@ -154,10 +153,12 @@ mod tests {
         let error = parse_duration("X", "soon").unwrap_err();
         assert_eq!(
             error.to_string(),
-            r#"invalid X="soon": expected a duration such as 500ms, 30s or 2m"#
+            r#"invalid X="soon": expected a duration such as 500ms, 30s, 2m or 4h"#
         );
-        assert!(parse_duration("X", "10h").is_err());
+        assert_eq!(parse_duration("X", "4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration("X", "1h 30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("X", "-1s").is_err());
+        assert!(parse_duration("X", "").is_err());
     }
 
     #[test]

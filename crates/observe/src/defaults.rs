@@ -28,6 +28,28 @@
 //! | `OBSERVE_HEALTH_DETAILS` | `hidden` (raw check errors only with the token) or `always` | `hidden` |
 //! | `OBSERVE_HEALTH_TOKEN` | bearer token that shows raw check errors in health bodies | none |
 //! | `OBSERVE_READINESS_DELAY` | how long [`serve`](crate::Observability::serve) keeps accepting with readiness at `503` after a shutdown signal | [`READINESS_DELAY`] |
+//! | `OBSERVE_ALERTS` | `false` turns the in-process alert engine off | `true` |
+//! | `OBSERVE_ALERT_EVAL_INTERVAL` | how often the alert rules are evaluated | [`ALERT_EVAL_INTERVAL`] |
+//! | `OBSERVE_ALERT_WINDOW` | the RED window the request rules read, 10s to 5m | [`ALERT_WINDOW`] |
+//! | `OBSERVE_ALERT_ERROR_RATE` | `HighErrorRate`: 5xx share, 0 to 1 | [`ALERT_ERROR_RATE`] |
+//! | `OBSERVE_ALERT_MIN_REQUESTS` | `HighErrorRate`: requests needed in the window | [`ALERT_MIN_REQUESTS`] |
+//! | `OBSERVE_ALERT_RESPONSE_TIME` | `SlowResponses` (mean) and `SlowResponsesP95` | [`ALERT_RESPONSE_TIME`] |
+//! | `OBSERVE_ALERT_MEMORY_PERCENT` | `HighMemoryUsage` | [`ALERT_MEMORY_PERCENT`] |
+//! | `OBSERVE_ALERT_DISK_PERCENT` | `DiskAlmostFull` | [`ALERT_DISK_PERCENT`] |
+//! | `OBSERVE_ALERT_DB_POOL_PERCENT` | `DatabasePoolSaturated` | [`ALERT_DB_POOL_PERCENT`] |
+//! | `OBSERVE_ALERT_FOR` | how long a condition holds before its alert fires | [`ALERT_FOR`] |
+//! | `OBSERVE_ALERT_KEEP_FIRING_FOR` | how long an alert keeps firing after its condition stops | none |
+//! | `OBSERVE_ALERT_REPEAT_INTERVAL` | how often a group still firing is notified again | [`ALERT_REPEAT_INTERVAL`] |
+//! | `OBSERVE_ALERT_DISABLED` | built-in rules turned off, comma-separated, as `SlowResponsesP95,DiskAlmostFull` | none |
+//! | `OBSERVE_ALERT_RUNBOOK_URL` | the runbook URL pattern, `{alertname}` replaced | [`ALERT_RUNBOOK_URL`] |
+//! | `OBSERVE_ALERT_EXTERNAL_URL` | this service's URL, for `externalURL`/`generatorURL` in payloads | none |
+//! | `OBSERVE_ALERT_WEBHOOK_URL` | a receiver of Alertmanager's webhook payload (version 4) | none |
+//! | `OBSERVE_ALERT_SLACK_WEBHOOK_URL` | a Slack incoming webhook | none |
+//! | `OBSERVE_ALERT_DISCORD_WEBHOOK_URL` | a Discord webhook | none |
+//! | `OBSERVE_ALERTMANAGER_URL` | an Alertmanager, as `http://alertmanager:9093` | none |
+//!
+//! Receiver URLs are credentials: an error about one names the variable,
+//! never the value.
 //!
 //! Builder methods win over the environment. A value that does not parse
 //! makes [`init`](crate::ObservabilityBuilder::init) fail with a
@@ -35,6 +57,14 @@
 
 use std::time::Duration;
 
+pub use observe_alerts::{
+    DEFAULT_DB_POOL_PERCENT as ALERT_DB_POOL_PERCENT, DEFAULT_DISK_PERCENT as ALERT_DISK_PERCENT,
+    DEFAULT_ERROR_RATE as ALERT_ERROR_RATE, DEFAULT_EVAL_INTERVAL as ALERT_EVAL_INTERVAL,
+    DEFAULT_FOR as ALERT_FOR, DEFAULT_MEMORY_PERCENT as ALERT_MEMORY_PERCENT,
+    DEFAULT_MIN_REQUESTS as ALERT_MIN_REQUESTS, DEFAULT_REPEAT_INTERVAL as ALERT_REPEAT_INTERVAL,
+    DEFAULT_RESPONSE_TIME as ALERT_RESPONSE_TIME, DEFAULT_RUNBOOK_URL as ALERT_RUNBOOK_URL,
+    DEFAULT_WINDOW as ALERT_WINDOW,
+};
 pub use observe_errors::MAX_PLAIN_ERROR_BODY;
 pub use observe_health::{
     DEFAULT_CACHE_TTL as HEALTH_CACHE_TTL, DEFAULT_CHECK_TIMEOUT as HEALTH_CHECK_TIMEOUT,

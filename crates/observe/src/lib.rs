@@ -50,6 +50,7 @@
 //! }
 //! ```
 
+mod alert_config;
 mod config;
 pub mod defaults;
 mod layer;
@@ -63,6 +64,7 @@ pub use layer::{ObserveLayer, ObserveService};
 pub use log_config::LogOutput;
 pub use observability::{Observability, ObservabilityBuilder};
 
+pub use observe_alerts::{self as alerts, Alerts};
 pub use observe_errors::{self as errors, AppError, ErrorReport};
 pub use observe_health::{self as health, Health};
 pub use observe_log::{self as log, LogHandle, UserId};

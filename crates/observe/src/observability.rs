@@ -1,6 +1,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use http::HeaderName;
+use observe_alerts::{Alerts, AlertsBuilder};
 use observe_errors::ErrorCaptureLayer;
 use observe_health::{DetailsPolicy, Health};
 use observe_log::{
@@ -11,6 +12,7 @@ use observe_request_id::RequestIdLayer;
 
 use crate::{
     ConfigError, ObserveLayer,
+    alert_config::AlertOptions,
     config::Env,
     defaults::{ENVIRONMENT, LOG_FILTER, READINESS_DELAY, SHUTDOWN_TIMEOUT},
     log_config::{LogOptions, LogOutput, SharedWriter},
@@ -38,6 +40,7 @@ struct Inner {
     logging: Logging,
     dispatch: tracing::Dispatch,
     tracing: observe_trace::Tracing,
+    alerts: Option<Alerts>,
 }
 
 /// Configures [`Observability`]; from [`Observability::builder`].
@@ -66,6 +69,7 @@ pub struct ObservabilityBuilder {
     health_details: Option<DetailsPolicy>,
     health_token: Option<String>,
     readiness_delay: Option<Duration>,
+    alerts: AlertOptions,
     env: Env,
 }
 
@@ -92,6 +96,7 @@ impl Observability {
             health_details: None,
             health_token: None,
             readiness_delay: None,
+            alerts: AlertOptions::default(),
             env: Env::Process,
         }
     }
@@ -151,10 +156,31 @@ impl Observability {
     /// # }
     /// ```
     pub fn router(&self, app: axum::Router) -> axum::Router {
-        axum::Router::new()
+        let mut router = axum::Router::new()
             .merge(self.metrics_router())
-            .merge(self.health_router())
-            .fallback_service(app.layer(self.layer()))
+            .merge(self.health_router());
+        if let Some(alerts) = self.alerts_router() {
+            router = router.merge(alerts);
+        }
+        router.fallback_service(app.layer(self.layer()))
+    }
+
+    /// The alert engine, unless alerting is off (`OBSERVE_ALERTS=false`).
+    /// [`serve`](Self::serve) starts its evaluation loop; without `serve`,
+    /// call [`Alerts::spawn`] inside the runtime.
+    pub fn alerts(&self) -> Option<&Alerts> {
+        self.inner.alerts.as_ref()
+    }
+
+    /// A router serving `GET /alerts` (pending and firing alerts, recent
+    /// transitions), behind the metrics token when one is set; `None` when
+    /// alerting is off. [`router`](Self::router) includes it.
+    pub fn alerts_router(&self) -> Option<axum::Router> {
+        let router = self.inner.alerts.as_ref()?.router();
+        Some(match &self.inner.metrics_token {
+            Some(token) => observe_metrics::require_bearer_token(router, token.clone()),
+            None => router,
+        })
     }
 
     /// The whole stack as one layer, outermost first in the documented order.
@@ -456,6 +482,40 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// Whether the in-process alert engine runs (`OBSERVE_ALERTS`, default
+    /// `true`).
+    pub fn alerts_enabled(mut self, enabled: bool) -> Self {
+        self.alerts.enabled = Some(enabled);
+        self
+    }
+
+    /// Adjusts the alert engine after the `OBSERVE_ALERT*` variables are
+    /// read: rules of the application's own, thresholds, receivers.
+    ///
+    /// ```
+    /// use observe::alerts::{Rule, Severity};
+    ///
+    /// # fn main() -> Result<(), observe::ConfigError> {
+    /// let obs = observe::Observability::builder("my-service")
+    ///     .install_subscriber(false)
+    ///     .install_metrics_recorder(false)
+    ///     .configure_alerts(|alerts| {
+    ///         alerts.rule(Rule::new("NoWorkers", Severity::Critical, 1.0, || Some(0.0))
+    ///             .comparison(observe::alerts::Comparison::Below))
+    ///     })
+    ///     .init()?;
+    /// assert!(obs.alerts().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn configure_alerts(
+        mut self,
+        configure: impl Fn(AlertsBuilder) -> AlertsBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.alerts.configure = Some(Arc::new(configure));
+        self
+    }
+
     /// Reads configuration from these variables instead of the process
     /// environment: for tests, and for programs that load their settings
     /// elsewhere.
@@ -491,6 +551,13 @@ impl ObservabilityBuilder {
                 .get("OBSERVE_ENVIRONMENT")?
                 .unwrap_or_else(|| ENVIRONMENT.to_owned()),
         };
+        let alerts = self.alerts.build(
+            env,
+            &self.service_name,
+            &environment,
+            &metrics.registry,
+            &health,
+        )?;
         let request_id_header = match self.request_id_header {
             Some(header) => header,
             None => match env.get("OBSERVE_REQUEST_ID_HEADER")? {
@@ -577,6 +644,7 @@ impl ObservabilityBuilder {
                 logging: log.logging,
                 dispatch,
                 tracing,
+                alerts,
             }),
         })
     }
@@ -800,7 +868,21 @@ mod tests {
             ("OBSERVE_HEALTH_CACHE_TTL", "briefly"),
             ("OBSERVE_HEALTH_REFRESH_INTERVAL", "-1s"),
             ("OBSERVE_HEALTH_DETAILS", "sometimes"),
-            ("OBSERVE_READINESS_DELAY", "5 minutes"),
+            ("OBSERVE_READINESS_DELAY", "5 parsecs"),
+            ("OBSERVE_ALERTS", "maybe"),
+            ("OBSERVE_ALERT_EVAL_INTERVAL", "0s"),
+            ("OBSERVE_ALERT_WINDOW", "1h"),
+            ("OBSERVE_ALERT_WINDOW", "5s"),
+            ("OBSERVE_ALERT_ERROR_RATE", "lots"),
+            ("OBSERVE_ALERT_ERROR_RATE", "5"),
+            ("OBSERVE_ALERT_MIN_REQUESTS", "-1"),
+            ("OBSERVE_ALERT_RESPONSE_TIME", "slow"),
+            ("OBSERVE_ALERT_MEMORY_PERCENT", "ninety"),
+            ("OBSERVE_ALERT_DISK_PERCENT", "120"),
+            ("OBSERVE_ALERT_DB_POOL_PERCENT", "-5"),
+            ("OBSERVE_ALERT_FOR", "a while"),
+            ("OBSERVE_ALERT_REPEAT_INTERVAL", "often"),
+            ("OBSERVE_ALERT_DISABLED", "HighErrorRate,Nope"),
         ];
         for (variable, value) in cases {
             let error = init(&[(variable, value)]).unwrap_err();
@@ -812,6 +894,77 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_receiver_url_is_named_but_never_shown() {
+        for variable in [
+            "OBSERVE_ALERT_WEBHOOK_URL",
+            "OBSERVE_ALERT_SLACK_WEBHOOK_URL",
+            "OBSERVE_ALERT_DISCORD_WEBHOOK_URL",
+            "OBSERVE_ALERTMANAGER_URL",
+        ] {
+            let error = init(&[(variable, "hooks.slack.com/services/T0/B0/s3cr3t")]).unwrap_err();
+            assert_eq!(error.variable(), variable);
+            assert_eq!(
+                error.to_string(),
+                format!(r#"invalid {variable}="[REDACTED]": expected an http:// or https:// URL"#)
+            );
+        }
+    }
+
+    #[test]
+    fn alert_variables_are_read() {
+        let obs = init(&[
+            ("OBSERVE_ALERT_EVAL_INTERVAL", "2s"),
+            ("OBSERVE_ALERT_WINDOW", "30s"),
+            ("OBSERVE_ALERT_ERROR_RATE", "0.1"),
+            ("OBSERVE_ALERT_MIN_REQUESTS", "50"),
+            ("OBSERVE_ALERT_RESPONSE_TIME", "750ms"),
+            ("OBSERVE_ALERT_MEMORY_PERCENT", "95"),
+            ("OBSERVE_ALERT_DISK_PERCENT", "80"),
+            ("OBSERVE_ALERT_DB_POOL_PERCENT", "70.5"),
+            ("OBSERVE_ALERT_DISABLED", "SlowResponsesP95, DiskAlmostFull"),
+            ("OBSERVE_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("OBSERVE_ALERTMANAGER_URL", "http://127.0.0.1:9093"),
+        ])
+        .unwrap();
+        let alerts = obs.alerts().unwrap();
+        assert_eq!(alerts.eval_interval(), Duration::from_secs(2));
+        assert_eq!(alerts.window(), Duration::from_secs(30));
+        assert_eq!(
+            alerts.thresholds(),
+            observe_alerts::Thresholds {
+                error_rate: 0.1,
+                min_requests: 50,
+                response_time: Duration::from_millis(750),
+                memory_percent: 95.0,
+                disk_percent: 80.0,
+                db_pool_percent: 70.5,
+            }
+        );
+        assert_eq!(
+            alerts.notifiers(),
+            [
+                observe_alerts::notify::NotifierKind::Webhook,
+                observe_alerts::notify::NotifierKind::Alertmanager
+            ]
+        );
+        assert_eq!(
+            alerts.rule_names(),
+            [
+                "HighErrorRate",
+                "SlowResponses",
+                "HighMemoryUsage",
+                "DatabasePoolSaturated",
+                "HealthCheckFailing"
+            ]
+        );
+        let json = alerts.to_json();
+        assert_eq!(json["alerts"], serde_json::json!([]));
+        let off = init(&[("OBSERVE_ALERTS", "false")]).unwrap();
+        assert!(off.alerts().is_none());
+        assert!(off.alerts_router().is_none());
     }
 
     #[test]

@@ -17,6 +17,7 @@ impl Observability {
     /// `axum::extract::ConnectInfo<SocketAddr>`. Open connections are counted
     /// in `active_connections`. With `OBSERVE_METRICS_ADDR` set, a second
     /// server with only `/metrics` runs there until the first has drained.
+    /// The alert engine evaluates its rules while it serves.
     pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<()> {
         // Registered before serving, so a signal that arrives early is not lost.
         let signal = shutdown_signal()?;
@@ -35,6 +36,9 @@ impl Observability {
     {
         let address = listener.local_addr()?;
         let metrics_server = self.start_metrics_server().await?;
+        if let Some(alerts) = self.alerts() {
+            alerts.spawn();
+        }
         // Service and environment are on every line already.
         tracing::info!(%address, "listening");
         let result = self.serve_app(listener, app, shutdown).await;

@@ -78,9 +78,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let probe = probe.clone();
             async move {
                 match probe.ping().await {
-                    Ok(()) => observe::health::CheckResult::healthy()
-                        .detail("system", probe.system())
-                        .detail("in_use", probe.connections_in_use()),
+                    Ok(()) => {
+                        let (in_use, max) = (probe.connections_in_use(), probe.max_connections());
+                        // `db_pool_utilization_ratio{check="database"}`, and
+                        // what DatabasePoolSaturated reads.
+                        observe::health::CheckResult::healthy()
+                            .usage(observe::health::Usage::pool(in_use, max))
+                            .detail("system", probe.system())
+                            .detail("in_use", in_use)
+                            .detail("max", max)
+                    }
                     Err(error) => observe::health::CheckResult::unhealthy(error),
                 }
             }

@@ -117,6 +117,11 @@ impl Store {
         self.system
     }
 
+    /// The pool's maximum of connections.
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
+    }
+
     /// Connections in use now, for the `database_connections` gauge.
     pub fn connections_in_use(&self) -> u32 {
         self.pool.size().saturating_sub(self.pool.num_idle() as u32)
