@@ -31,6 +31,8 @@ need_package() {
 }
 need_package promtool prometheus
 need_package prometheus prometheus
+need_package prometheus-alertmanager prometheus-alertmanager
+need_package amtool prometheus-alertmanager
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"

@@ -4,7 +4,10 @@
 //! no log line written), `observe_logged` (the same with its subscriber
 //! installed: a JSON line per request into a rotating file under `target/`)
 //! and `observe_exported` (that, plus every span exported over OTLP/gRPC to a
-//! receiver in the same process). `./scripts/bench.sh --load`
+//! receiver in the same process), and `observe_alerting` (`observe` with the
+//! alert engine evaluating every second, a rule always firing, and a
+//! notification every second into a webhook that never answers).
+//! `./scripts/bench.sh --load`
 //! runs each under wrk, pinned apart from the load generator.
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +19,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (Some(variant), Some(addr)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: load_server VARIANT ADDR; variants: bare, metrics, axum_prometheus, observe, observe_logged, observe_exported"
+            "usage: load_server VARIANT ADDR; variants: bare, metrics, axum_prometheus, observe, observe_alerting, observe_logged, observe_exported"
         );
         return ExitCode::FAILURE;
     };
@@ -43,6 +46,35 @@ fn main() -> ExitCode {
                     .init()
                     .unwrap();
                 router(|app| app.layer(obs.layer()))
+            }
+            "observe_alerting" => {
+                let (receiver, url) = observe_tests::webhook::WebhookReceiver::start([]).await;
+                receiver.hang();
+                let obs = observe::Observability::builder("load")
+                    .install_subscriber(false)
+                    .install_metrics_recorder(false)
+                    .env_vars([
+                        ("OBSERVE_ALERT_EVAL_INTERVAL", "1s"),
+                        ("OBSERVE_ALERT_WINDOW", "10s"),
+                        ("OBSERVE_ALERT_FOR", "0s"),
+                        ("OBSERVE_ALERT_REPEAT_INTERVAL", "1s"),
+                        ("OBSERVE_ALERT_WEBHOOK_URL", &format!("{url}/hook")),
+                    ])
+                    .configure_alerts(|alerts| {
+                        alerts.rule(observe::alerts::Rule::new(
+                            "AlwaysOn",
+                            observe::alerts::Severity::Warning,
+                            0.0,
+                            || Some(1.0),
+                        ))
+                    })
+                    .init()
+                    .unwrap();
+                obs.alerts().unwrap().spawn();
+                std::mem::forget(receiver);
+                let app = router(|app| app.layer(obs.layer()));
+                std::mem::forget(obs);
+                app
             }
             "observe_logged" | "observe_exported" => {
                 let mut vars = Vec::new();

@@ -3,11 +3,13 @@
 //! refuse to send.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod alertmanager;
 pub mod fixture;
 pub mod logs;
 pub mod otlp;
 pub mod postgres;
 pub mod prometheus;
+pub mod webhook;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -35,11 +37,17 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `app`, with `obs.layer()` applied, on a free loopback port.
     pub async fn start(obs: &Observability, app: Router) -> Self {
+        Self::serve(obs, app.layer(obs.layer())).await
+    }
+
+    /// Serves `router` as it is (made with `obs.router(app)`, say) through
+    /// `obs.serve_with_shutdown`, on a free loopback port.
+    pub async fn serve(obs: &Observability, router: Router) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, signal) = oneshot::channel::<()>();
         let obs = obs.clone();
-        let app = app.layer(obs.layer());
+        let app = router;
         let task = tokio::spawn(async move {
             obs.serve_with_shutdown(listener, app, async {
                 let _ = signal.await;

@@ -132,10 +132,16 @@ fn matching<'a>(
 }
 
 fn tool(name: &str) -> PathBuf {
+    debian_tool(name, "prometheus")
+}
+
+/// `/usr/bin/{name}`, from Debian's `package`; panics naming the package
+/// when it is missing.
+pub(crate) fn debian_tool(name: &str, package: &str) -> PathBuf {
     let path = PathBuf::from("/usr/bin").join(name);
     assert!(
         path.exists(),
-        "{name} is missing: install Debian's `prometheus` package (scripts/test.sh does)"
+        "{name} is missing: install Debian's `{package}` package (scripts/test.sh does)"
     );
     path
 }

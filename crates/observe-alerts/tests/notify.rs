@@ -4,101 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    collections::VecDeque,
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
-use axum::{
-    Router,
-    body::Bytes,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-    routing::post,
-};
 use observe_alerts::{Alerts, AlertsBuilder, Inputs, Rule, Severity};
 use observe_metrics::Metrics;
-use serde_json::{Value, json};
-
-/// What the receiver answers next.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    Status(u16),
-    TooManyRequests {
-        header: Option<&'static str>,
-        body: &'static str,
-    },
-    Hang,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    script: Arc<Mutex<VecDeque<Answer>>>,
-    received: Arc<Mutex<Vec<(Instant, String, Value)>>>,
-}
-
-impl Receiver {
-    async fn start(script: impl IntoIterator<Item = Answer>) -> (Self, String) {
-        let receiver = Self::default();
-        receiver.script.lock().unwrap().extend(script);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new()
-            .route("/{*path}", post(receive))
-            .with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (receiver, url)
-    }
-
-    fn received(&self) -> Vec<(Instant, String, Value)> {
-        self.received.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, count: usize, limit: Duration) -> Vec<(Instant, String, Value)> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let received = self.received();
-            if received.len() >= count || Instant::now() > deadline {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-async fn receive(
-    State(receiver): State<Receiver>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    assert_eq!(headers["content-type"], "application/json");
-    let body: Value = serde_json::from_slice(&body).unwrap();
-    receiver
-        .received
-        .lock()
-        .unwrap()
-        .push((Instant::now(), uri.path().to_owned(), body));
-    let answer = receiver.script.lock().unwrap().pop_front();
-    match answer {
-        None => StatusCode::OK.into_response(),
-        Some(Answer::Status(status)) => StatusCode::from_u16(status).unwrap().into_response(),
-        Some(Answer::TooManyRequests { header, body }) => {
-            let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
-            if let Some(value) = header {
-                response
-                    .headers_mut()
-                    .insert("retry-after", value.parse().unwrap());
-            }
-            response
-        }
-        Some(Answer::Hang) => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK.into_response()
-        }
-    }
-}
+use observe_tests::webhook::{Answer, WebhookReceiver as Receiver};
+use serde_json::json;
 
 /// A rule the test switches on and off.
 fn switch() -> (Rule, Arc<Mutex<f64>>) {
@@ -168,7 +81,7 @@ async fn the_webhook_gets_alertmanagers_version_4_payload_exactly() {
     alerts.evaluate_at(at(0), &NO_INPUTS);
     let received = receiver.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].1, "/hook/s3cr3t");
+    assert_eq!(received[0].path, "/hook/s3cr3t");
     let fingerprint = format!("{:016x}", alerts.active()[0].fingerprint);
     let labels = json!({
         "alertname": "Switch",
@@ -183,7 +96,7 @@ async fn the_webhook_gets_alertmanagers_version_4_payload_exactly() {
         "summary": "The switch is on",
     });
     assert_eq!(
-        received[0].2,
+        received[0].body,
         json!({
             "version": "4",
             "groupKey": "{}:{alertname=\"Switch\"}",
@@ -213,7 +126,7 @@ async fn the_webhook_gets_alertmanagers_version_4_payload_exactly() {
     let received = receiver.wait_for(2, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(receiver.received().len(), 2);
-    let resolved = &received[1].2;
+    let resolved = &received[1].body;
     assert_eq!(resolved["status"], "resolved");
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
     assert_eq!(
@@ -250,7 +163,7 @@ async fn slack_gets_coloured_attachments_with_metric_value_and_time() {
     let received = receiver.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(received.len(), 2);
     let fingerprint = format!("{:016x}", alerts.history()[0].fingerprint);
-    let firing = &received[0].2;
+    let firing = &received[0].body;
     assert_eq!(firing["text"], "[FIRING:1] Switch");
     let attachment = &firing["attachments"][0];
     assert_eq!(attachment["color"], "danger");
@@ -267,7 +180,7 @@ async fn slack_gets_coloured_attachments_with_metric_value_and_time() {
     );
     assert_eq!(attachment["footer"], format!("svc · {fingerprint}"));
     assert_eq!(attachment["ts"], 1_800_000_000);
-    let resolved = &received[1].2;
+    let resolved = &received[1].body;
     assert_eq!(resolved["text"], "[RESOLVED] Switch");
     assert_eq!(resolved["attachments"][0]["color"], "good");
     assert_eq!(resolved["attachments"][0]["fields"][1]["value"], "0");
@@ -295,15 +208,15 @@ async fn discord_gets_an_embed_per_alert_and_its_retry_after_is_honoured() {
     alerts.evaluate_at(at(0), &NO_INPUTS);
     let received = receiver.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(received.len(), 2, "the 429, then the retry");
-    let waited = received[1].0 - received[0].0;
+    let waited = received[1].at - received[0].at;
     assert!(
         waited >= Duration::from_millis(400),
         "retried after {waited:?}"
     );
-    assert_eq!(received[0].2, received[1].2);
+    assert_eq!(received[0].body, received[1].body);
     let fingerprint = format!("{:016x}", alerts.active()[0].fingerprint);
     assert_eq!(
-        received[1].2,
+        received[1].body,
         json!({
             "content": "[FIRING:1] Switch",
             "embeds": [{
@@ -349,7 +262,7 @@ async fn a_500_is_retried_and_a_429_waits_its_retry_after() {
     // Backoff with jitter: 25-50 ms, then 50-100 ms; then the asked 1 s.
     let gaps: Vec<Duration> = received
         .windows(2)
-        .map(|pair| pair[1].0 - pair[0].0)
+        .map(|pair| pair[1].at - pair[0].at)
         .collect();
     assert!(gaps[0] >= Duration::from_millis(25), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(50), "{gaps:?}");
@@ -458,15 +371,20 @@ async fn alertmanager_gets_every_firing_alert_with_an_expiry_and_the_end_on_reso
     alerts.evaluate_at(at(75), &NO_INPUTS);
     let received = receiver.wait_for(3, Duration::from_secs(5)).await;
     assert_eq!(received.len(), 3, "fired, re-sent after 60 s, resolved");
-    assert!(received.iter().all(|(_, path, _)| path == "/api/v2/alerts"));
-    let first = &received[0].2[0];
+    assert!(
+        received
+            .iter()
+            .all(|request| request.path == "/api/v2/alerts"
+                && request.content_type == "application/json")
+    );
+    let first = &received[0].body[0];
     assert_eq!(first["labels"]["alertname"], "Switch");
     assert_eq!(first["startsAt"], "2027-01-15T08:00:00.000Z");
     // Four resend periods: it expires unless re-sent.
     assert_eq!(first["endsAt"], "2027-01-15T08:04:00.000Z");
     assert_eq!(first["generatorURL"], "http://svc.test:8080/alerts");
-    assert_eq!(received[1].2[0]["endsAt"], "2027-01-15T08:05:00.000Z");
-    assert_eq!(received[2].2[0]["endsAt"], "2027-01-15T08:01:15.000Z");
+    assert_eq!(received[1].body[0]["endsAt"], "2027-01-15T08:05:00.000Z");
+    assert_eq!(received[2].body[0]["endsAt"], "2027-01-15T08:01:15.000Z");
     counted(&metrics, "alertmanager", "sent", 3).await;
 }
 

@@ -330,9 +330,9 @@ impl HealthBuilder {
         self
     }
 
-    /// Records `health_check_status{check}` and
-    /// `health_check_duration_seconds{check}` into this recorder rather than
-    /// the global one.
+    /// Records `health_check_status{check}`, `health_check_critical{check}`
+    /// (1 for a critical check), `health_check_duration_seconds{check}` and
+    /// the usage gauges into this recorder rather than the global one.
     pub fn metrics_recorder(mut self, recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
         self.recorder = Some(recorder);
         self
@@ -525,6 +525,13 @@ impl Entry {
         let record = || {
             let label = [("check", self.name.to_string())];
             metrics::gauge!("health_check_status", &label).set(f64::from(status.severity()));
+            // Which checks are critical, so a Prometheus rule can alert on
+            // exactly those (`HealthCheckFailing`).
+            metrics::gauge!("health_check_critical", &label).set(if self.critical {
+                1.0
+            } else {
+                0.0
+            });
             metrics::histogram!("health_check_duration_seconds", &label)
                 .record(report.response_time.as_secs_f64());
             match &report.usage {

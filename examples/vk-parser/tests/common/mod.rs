@@ -2,7 +2,12 @@
 //! file, a VK client, and one call through the app.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use axum::{Router, body::Body};
 use http::{Request, StatusCode};
@@ -86,4 +91,65 @@ pub(crate) fn vk_client(obs: &Observability, base: &str, timeout: Duration) -> V
         obs.metrics().clone(),
     )
     .unwrap()
+}
+
+/// The `vk-parser` binary, running; killed when dropped.
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback address nothing listens on now.
+pub(crate) fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The binary with its defaults, on a fresh SQLite file.
+pub(crate) async fn start() -> Running {
+    start_with(&[]).await.0
+}
+
+/// The binary with `vars`, on a fresh SQLite file (returned as a URL).
+pub(crate) async fn start_with(vars: &[(&str, &str)]) -> (Running, String) {
+    let addr = free_port();
+    // A fresh SQLite file per run: the default one would keep earlier runs.
+    let database = std::env::temp_dir().join(format!("vk-parser-binary-{}.db", addr.port()));
+    let _ = std::fs::remove_file(&database);
+    let database_url = format!("sqlite://{}?mode=rwc", database.display());
+    let child = Command::new(env!("CARGO_BIN_EXE_vk-parser"))
+        .env("VK_PARSER_ADDR", addr.to_string())
+        .env("DATABASE_URL", &database_url)
+        .env("RUST_LOG", "warn")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if let Some(exit) = running.child.try_wait().unwrap() {
+            panic!("vk-parser exited at start with {exit} (its error is on stderr above)");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vk-parser did not listen on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (running, database_url)
+}
+
+/// `http://addr` + `path` of `running`.
+pub(crate) fn url(running: &Running, path: &str) -> String {
+    format!("http://{}{path}", running.addr)
 }
