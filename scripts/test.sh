@@ -37,6 +37,17 @@ need_package amtool prometheus-alertmanager
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 
+step "monitoring/: promtool and amtool on the shipped configuration"
+promtool check config monitoring/prometheus/prometheus.yml
+promtool check rules --lint=all --lint-fatal monitoring/prometheus/rules/observe.rules.yml
+(cd monitoring/prometheus/tests && promtool test rules ./*.yml)
+amtool check-config monitoring/alertmanager/alertmanager.yml
+for severity in critical warning info; do
+  printf '%s -> ' "$severity"
+  amtool config routes test --config.file=monitoring/alertmanager/alertmanager.yml \
+    "severity=$severity" alertname=HighErrorRate service=vk-parser 2>/dev/null
+done
+
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 

@@ -27,6 +27,19 @@ impl AlertmanagerServer {
     /// grouped by `alertname` and `service` with one-second waits, and waits
     /// until it is ready.
     pub async fn start(webhook: &str) -> Self {
+        let config = format!(
+            "route:\n  receiver: test\n  group_by: [alertname, service]\n  group_wait: 1s\n  \
+             group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: test\n    webhook_configs:\n      - url: '{webhook}'\n        \
+             send_resolved: true\n"
+        );
+        Self::start_with_config(&config, &[]).await
+    }
+
+    /// Starts one with `config` as its `alertmanager.yml` and `files` (name,
+    /// text) in the same temporary folder, whose path replaces `{dir}` in
+    /// `config`; waits until it is ready.
+    pub async fn start_with_config(config: &str, files: &[(&str, &str)]) -> Self {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "observe-alertmanager-{}-{}",
@@ -35,13 +48,11 @@ impl AlertmanagerServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let config = format!(
-            "route:\n  receiver: test\n  group_by: [alertname, service]\n  group_wait: 1s\n  \
-             group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: test\n    webhook_configs:\n      - url: '{webhook}'\n        \
-             send_resolved: true\n"
-        );
+        let config = config.replace("{dir}", &dir.display().to_string());
         std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
         let addr = free_port();
         let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
         let child = Command::new(debian_tool(

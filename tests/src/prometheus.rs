@@ -187,14 +187,6 @@ impl PrometheusServer {
     /// Starts one that scrapes `target` (`host:port`) at `path`, sending
     /// `bearer_token` when given, and waits until it is ready.
     pub async fn start(target: SocketAddr, path: &str, bearer_token: Option<&str>) -> Self {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "observe-prometheus-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
         let authorization = bearer_token
             .map(|token| format!("    authorization:\n      credentials: {token}\n"))
             .unwrap_or_default();
@@ -203,7 +195,28 @@ impl PrometheusServer {
              scrape_configs:\n  - job_name: app\n    metrics_path: {path}\n{authorization}    \
              static_configs:\n      - targets: ['{target}']\n"
         );
+        Self::start_with_config(&config, &[]).await
+    }
+
+    /// Starts one with `config` as its `prometheus.yml` and `files` (name,
+    /// text) beside it, as rule files, and waits until it is ready.
+    pub async fn start_with_config(config: &str, files: &[(&str, &str)]) -> Self {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "observe-prometheus-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        for (name, text) in files {
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).unwrap();
+            }
+            std::fs::write(path, text).unwrap();
+        }
         let addr = free_port();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(tool("prometheus"))
@@ -247,6 +260,16 @@ impl PrometheusServer {
     /// What the server logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// `GET /api/v1/alerts`: the alerts the rules hold now.
+    pub async fn alerts(&self) -> Vec<Value> {
+        let reply = crate::http_get(&format!("http://{}/api/v1/alerts", self.addr), &[]).await;
+        let body: Value = reply.json();
+        body["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Runs an instant query; the `data.result` array.

@@ -60,6 +60,7 @@ mod alerts;
 mod engine;
 mod labels;
 pub mod notify;
+pub mod prometheus;
 mod router;
 mod rule;
 

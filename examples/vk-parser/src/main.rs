@@ -77,9 +77,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         observe::health::check_fn(move || {
             let probe = probe.clone();
             async move {
+                // Read before the ping, whose own connection is not load.
+                let (in_use, max) = (probe.connections_in_use(), probe.max_connections());
                 match probe.ping().await {
                     Ok(()) => {
-                        let (in_use, max) = (probe.connections_in_use(), probe.max_connections());
                         // `db_pool_utilization_ratio{check="database"}`, and
                         // what DatabasePoolSaturated reads.
                         observe::health::CheckResult::healthy()
