@@ -656,6 +656,17 @@ fn ecs_name(name: &str) -> &str {
 mod tests {
     use std::{io, time::Duration};
 
+    #[test]
+    fn the_published_field_list_matches_what_is_written() {
+        for field in crate::fields::FIELDS {
+            if super::RESERVED_KEYS.contains(&field.name) {
+                assert!(super::RESERVED_KEYS.contains(&field.ecs), "{field:?}");
+            } else if !["message", "request_id", "trace_id", "span_id"].contains(&field.name) {
+                assert_eq!(super::ecs_name(field.name), field.ecs, "{field:?}");
+            }
+        }
+    }
+
     use crate::{Format, Logging, Schema, test_support::Buffer};
 
     fn logged(format: Format, schema: Schema, ansi: bool, log: impl FnOnce()) -> String {

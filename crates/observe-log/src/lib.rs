@@ -41,6 +41,7 @@
 //! {"timestamp":"2026-11-25T21:49:36.123456Z","level":"INFO","target":"vk_parser","message":"parsing","service":"vk-parser","environment":"production","request_id":"0193...","group_id":42}
 //! ```
 
+pub mod fields;
 mod format;
 mod json;
 mod redact;

@@ -192,3 +192,69 @@ async fn errors_fire_through_prometheus_and_alertmanager_once_and_resolve() {
         "{held:?}"
     );
 }
+
+/// Every query of the shipped Grafana dashboards, with the variables as
+/// Grafana fills them, returns a series from a real Prometheus scraping the
+/// demo under a short mixed load (with Redis, so `redis_connections` is
+/// there): a renamed metric fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_returns_data_from_the_demo() {
+    let (demo, _) = start_with(&[("REDIS_URL", "redis://127.0.0.1:6379/")]).await;
+    let nowhere = observe_tests::prometheus::free_port();
+    let prometheus_config = override_(
+        shipped("monitoring/prometheus/prometheus.yml"),
+        &[
+            ("scrape_interval: 15s", "scrape_interval: 1s"),
+            ("evaluation_interval: 15s", "evaluation_interval: 1s"),
+            ("'127.0.0.1:9093'", &format!("'{nowhere}'")),
+            ("'127.0.0.1:8080'", &format!("'{}'", demo.addr)),
+        ],
+    );
+    let prometheus = PrometheusServer::start_with_config(
+        &prometheus_config,
+        &[(
+            "rules/observe.rules.yml",
+            &shipped("monitoring/prometheus/rules/observe.rules.yml"),
+        )],
+    )
+    .await;
+
+    // A successful parse (comments, VK calls, parse duration), VK errors
+    // (5xx, errors_total, the VK error ratio) and plain requests.
+    let parse = url(&demo, "/api/v1/groups/durov/parse");
+    let reply = post_json(&parse, r#"{"posts_limit":2,"comments_per_post":2}"#).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    inject_errors(&demo, 3).await;
+    for _ in 0..20 {
+        assert_eq!(http_get(&url(&demo, "/"), &[]).await.status, 200);
+    }
+
+    let mut queries = 0;
+    for name in ["observe-http", "vk-parser"] {
+        let dashboard: Value = serde_json::from_str(&shipped(&format!(
+            "monitoring/grafana/dashboards/{name}.json"
+        )))
+        .unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$__rate_interval", "30s")
+                    .replace("$job", "vk-parser")
+                    .replace("$instance", ".*");
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                while prometheus.query(&expr).await.is_empty() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{name} / {}: no data for {expr}",
+                        panel["title"]
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                queries += 1;
+            }
+        }
+    }
+    assert!(queries >= 25, "{queries}");
+}

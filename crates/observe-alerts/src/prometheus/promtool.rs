@@ -147,7 +147,12 @@ impl PrometheusRules {
         let t = &self.thresholds;
         type Labels = &'static [(&'static str, &'static str)];
         let gauges: [(&'static str, &'static str, f64, Labels); 3] = [
-            ("HighMemoryUsage", "memory_used_ratio", t.memory_percent, &[]),
+            (
+                "HighMemoryUsage",
+                "memory_used_ratio",
+                t.memory_percent,
+                &[],
+            ),
             (
                 "DiskAlmostFull",
                 "disk_used_ratio",
