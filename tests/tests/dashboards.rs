@@ -190,7 +190,7 @@ fn provisioning_points_grafana_at_prometheus_and_the_dashboards() {
     .unwrap();
     let source = &datasources[0]["datasources"][0];
     assert_eq!(source["type"].as_str(), Some("prometheus"));
-    assert_eq!(source["url"].as_str(), Some("http://prometheus:9090"));
+    assert_eq!(source["url"].as_str(), Some("http://127.0.0.1:9090"));
     let providers = YamlLoader::load_from_str(&read(
         "monitoring/grafana/provisioning/dashboards/observe.yml",
     ))
