@@ -33,6 +33,7 @@ need_package promtool prometheus
 need_package prometheus prometheus
 need_package prometheus-alertmanager prometheus-alertmanager
 need_package amtool prometheus-alertmanager
+need_package chromium chromium
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"

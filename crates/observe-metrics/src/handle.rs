@@ -10,7 +10,8 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::{
-    CountingListener, DEFAULT_BUCKETS, MetricsLayer, RED_TICK, RedSnapshot, UPKEEP_INTERVAL,
+    CountingListener, DEFAULT_BUCKETS, MetricsLayer, RED_TICK, RedPoint, RedSnapshot,
+    UPKEEP_INTERVAL,
     naming::Naming,
     process,
     routes::{RouteTable, Sink},
@@ -139,6 +140,27 @@ impl Metrics {
             window,
             routes.sink().bounds_seconds(),
         )
+    }
+
+    /// The last `span` (at most five minutes) in steps of `step` (at least a
+    /// second), oldest first: request rate, errors and quantiles of each
+    /// step, for charts.
+    pub fn red_series(&self, span: Duration, step: Duration) -> Vec<RedPoint> {
+        let routes = &self.inner.routes;
+        routes.red.series(
+            std::time::Instant::now(),
+            &routes.totals(),
+            span,
+            step,
+            routes.sink().bounds_seconds(),
+        )
+    }
+
+    /// Requests finished since the start (aborted ones included), and of
+    /// those the 5xx: the sums of `http_requests_total`.
+    pub fn request_totals(&self) -> (u64, u64) {
+        let totals = self.inner.routes.totals();
+        (totals.requests, totals.errors)
     }
 
     /// Installs this registry as the process's global `metrics` recorder, so

@@ -76,13 +76,13 @@ mod naming;
 mod process;
 mod red;
 mod router;
-pub use router::require_bearer_token;
+pub use router::{require_bearer_or_query_token, require_bearer_token};
 mod routes;
 
 pub use handle::{GlobalRecorderError, InvalidBuckets, Metrics, MetricsBuilder};
 pub use listener::{CountedIo, CountingListener};
 pub use middleware::{MetricsLayer, MetricsService, ResponseFuture};
-pub use red::RedSnapshot;
+pub use red::{RedPoint, RedSnapshot};
 
 use std::time::Duration;
 

@@ -129,26 +129,94 @@ impl RedWindow {
         let delta = totals.since(earlier);
         drop(history);
         let bounds: Vec<f64> = bounds.collect();
-        RedSnapshot {
-            window: covered,
-            requests: delta.requests,
-            errors: delta.errors,
-            request_rate: delta.requests as f64 / covered.as_secs_f64(),
-            error_rate: if delta.requests == 0 {
-                0.0
-            } else {
-                delta.errors as f64 / delta.requests as f64
-            },
-            mean: Duration::from_nanos(
-                delta
-                    .duration_nanos
-                    .checked_div(delta.buckets.iter().sum())
-                    .unwrap_or(0),
-            ),
-            p50: quantile(&delta.buckets, &bounds, 0.50),
-            p95: quantile(&delta.buckets, &bounds, 0.95),
-            p99: quantile(&delta.buckets, &bounds, 0.99),
+        summarize(&delta, covered, &bounds)
+    }
+
+    /// The last `span` in steps of `step`, oldest first: the figures of each
+    /// step, the last one ending `now` with `totals`.
+    pub(crate) fn series(
+        &self,
+        now: Instant,
+        totals: &Totals,
+        span: Duration,
+        step: Duration,
+        bounds: impl Iterator<Item = f64>,
+    ) -> Vec<RedPoint> {
+        let bounds: Vec<f64> = bounds.collect();
+        let step = step.max(RED_STEP_MIN);
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        // Step boundaries walking back from now, each at the newest tick
+        // not after it.
+        let mut marks: Vec<(Instant, &Totals)> = vec![(now, totals)];
+        let mut boundary = now;
+        while now.saturating_duration_since(boundary) + step <= span.min(HISTORY) {
+            boundary = match boundary.checked_sub(step) {
+                Some(earlier) => earlier,
+                None => break,
+            };
+            // Younger than the span: the last step starts at the oldest tick.
+            let Some((at, tick)) = history
+                .iter()
+                .rev()
+                .find(|(at, _)| *at <= boundary)
+                .or_else(|| history.front())
+            else {
+                break;
+            };
+            if marks.last().is_some_and(|(last, _)| *last == *at) {
+                break;
+            }
+            marks.push((*at, tick));
         }
+        marks
+            .windows(2)
+            .rev()
+            .map(|pair| {
+                let ((later_at, later), (earlier_at, earlier)) = (pair[0], pair[1]);
+                let covered = later_at
+                    .saturating_duration_since(earlier_at)
+                    .max(Duration::from_millis(1));
+                RedPoint {
+                    ago: now.saturating_duration_since(later_at),
+                    red: summarize(&later.since(earlier), covered, &bounds),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The shortest step of a series: the tick.
+const RED_STEP_MIN: Duration = Duration::from_secs(1);
+
+/// One step of [`Metrics::red_series`](crate::Metrics::red_series).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RedPoint {
+    /// How long before now the step ended.
+    pub ago: Duration,
+    /// Its figures.
+    pub red: RedSnapshot,
+}
+
+fn summarize(delta: &Totals, covered: Duration, bounds: &[f64]) -> RedSnapshot {
+    RedSnapshot {
+        window: covered,
+        requests: delta.requests,
+        errors: delta.errors,
+        request_rate: delta.requests as f64 / covered.as_secs_f64(),
+        error_rate: if delta.requests == 0 {
+            0.0
+        } else {
+            delta.errors as f64 / delta.requests as f64
+        },
+        mean: Duration::from_nanos(
+            delta
+                .duration_nanos
+                .checked_div(delta.buckets.iter().sum())
+                .unwrap_or(0),
+        ),
+        p50: quantile(&delta.buckets, bounds, 0.50),
+        p95: quantile(&delta.buckets, bounds, 0.95),
+        p99: quantile(&delta.buckets, bounds, 0.99),
     }
 }
 
@@ -251,6 +319,52 @@ mod tests {
         assert_eq!((five.requests, five.errors), (400, 21));
         assert_eq!(five.window, Duration::from_secs(250));
         assert!(five.p99 > Duration::from_millis(10) && five.p99 <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_series_has_a_point_per_step_with_its_own_figures() {
+        let window = RedWindow::new(5);
+        let start = window.history.lock().unwrap()[0].0;
+        // 10 requests a second for 60 s, the last 20 s with 2 errors a second.
+        for second in 1..=60u64 {
+            let errors = second.saturating_sub(40) * 2;
+            window.tick(
+                start + Duration::from_secs(second),
+                totals(second * 10, errors, [second * 10, 0, 0, 0, 0]),
+            );
+        }
+        let now = start + Duration::from_secs(60);
+        let current = totals(600, 40, [600, 0, 0, 0, 0]);
+        let series = window.series(
+            now,
+            &current,
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            BOUNDS.into_iter(),
+        );
+        assert_eq!(series.len(), 6);
+        let agos: Vec<u64> = series.iter().map(|point| point.ago.as_secs()).collect();
+        assert_eq!(agos, [50, 40, 30, 20, 10, 0]);
+        assert!(series.iter().all(|point| point.red.requests == 100));
+        assert!(series.iter().all(|point| point.red.request_rate == 10.0));
+        let errors: Vec<u64> = series.iter().map(|point| point.red.errors).collect();
+        assert_eq!(errors, [0, 0, 0, 0, 20, 20]);
+        assert_eq!(series[5].red.error_rate, 0.2);
+
+        // Five seconds old: one step, from the start.
+        let young = RedWindow::new(5);
+        let start = young.history.lock().unwrap()[0].0;
+        let now = start + Duration::from_secs(5);
+        let series = young.series(
+            now,
+            &totals(50, 0, [50, 0, 0, 0, 0]),
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            BOUNDS.into_iter(),
+        );
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].red.requests, 50);
+        assert_eq!(series[0].red.request_rate, 10.0);
     }
 
     #[test]

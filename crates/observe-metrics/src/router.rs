@@ -71,6 +71,31 @@ pub fn require_bearer_token(router: Router, token: impl Into<String>) -> Router 
     ))
 }
 
+/// [`require_bearer_token`], also accepting the token as `?token=`: for a
+/// page a browser opens, which cannot send a header then. The query value
+/// is compared as given, not percent-decoded.
+pub fn require_bearer_or_query_token(router: Router, token: impl Into<String>) -> Router {
+    let token: Arc<str> = Arc::from(token.into());
+    router.route_layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let in_query = request.uri().query().is_some_and(|query| {
+                query.split('&').any(|pair| {
+                    pair.strip_prefix("token=")
+                        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+                })
+            });
+            let allowed = in_query || authorized(request.headers(), &token);
+            async move {
+                if allowed {
+                    next.run(request).await
+                } else {
+                    unauthorized()
+                }
+            }
+        },
+    ))
+}
+
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)

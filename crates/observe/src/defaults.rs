@@ -76,6 +76,19 @@ pub use observe_metrics::{
 };
 pub use observe_request_id::{DEFAULT_HEADER_NAME as REQUEST_ID_HEADER, MAX_REQUEST_ID_LEN};
 
+/// Where [`status_router`](crate::Observability::status_router) serves its
+/// page.
+pub const STATUS_PATH: &str = "/status";
+
+/// Where the page reads its figures.
+pub const STATUS_RED_PATH: &str = "/status/red";
+
+/// How far back the status page's charts go.
+pub const STATUS_SPAN: Duration = Duration::from_secs(300);
+
+/// The step of the status page's charts.
+pub const STATUS_STEP: Duration = Duration::from_secs(10);
+
 /// The environment name when `OBSERVE_ENVIRONMENT` is not set.
 pub const ENVIRONMENT: &str = "development";
 

@@ -57,6 +57,7 @@ mod layer;
 mod log_config;
 mod observability;
 mod serve;
+mod status;
 mod trace_config;
 
 pub use config::ConfigError;

@@ -41,6 +41,8 @@ struct Inner {
     dispatch: tracing::Dispatch,
     tracing: observe_trace::Tracing,
     alerts: Option<Alerts>,
+    started: std::time::Instant,
+    service_version: Option<String>,
 }
 
 /// Configures [`Observability`]; from [`Observability::builder`].
@@ -162,7 +164,23 @@ impl Observability {
         if let Some(alerts) = self.alerts_router() {
             router = router.merge(alerts);
         }
-        router.fallback_service(app.layer(self.layer()))
+        router
+            .merge(self.status_router())
+            .fallback_service(app.layer(self.layer()))
+    }
+
+    /// When [`init`](ObservabilityBuilder::init) built the handle.
+    pub(crate) fn started(&self) -> std::time::Instant {
+        self.inner.started
+    }
+
+    /// The service's version, when [`service_version`](ObservabilityBuilder::service_version) set it.
+    pub fn service_version(&self) -> Option<&str> {
+        self.inner.service_version.as_deref()
+    }
+
+    pub(crate) fn metrics_token(&self) -> Option<String> {
+        self.inner.metrics_token.clone()
     }
 
     /// The alert engine, unless alerting is off (`OBSERVE_ALERTS=false`).
@@ -603,6 +621,7 @@ impl ObservabilityBuilder {
                 ConfigError::new("install_metrics_recorder", "true", error.to_string())
             })?;
         }
+        let service_version = self.trace.service_version.clone();
         let tracing = self
             .trace
             .build(env, &self.service_name, &environment, &metrics.registry)?;
@@ -645,6 +664,8 @@ impl ObservabilityBuilder {
                 dispatch,
                 tracing,
                 alerts,
+                started: std::time::Instant::now(),
+                service_version,
             }),
         })
     }

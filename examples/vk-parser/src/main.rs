@@ -15,7 +15,9 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = vk_parser::Config::from_env()?;
-    let obs = observe::Observability::builder("vk-parser").init()?;
+    let obs = observe::Observability::builder("vk-parser")
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .init()?;
     obs.health()
         .add_check("disk", observe::health::DiskCheck::new("."));
     obs.health().add_check_with(
