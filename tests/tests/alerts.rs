@@ -102,6 +102,11 @@ fn transitions_are_log_lines_alerts_need_the_token_and_secrets_stay_out() {
         let reply = http_get(&server.url("/alerts"), &[]).await;
         assert_eq!(reply.status, 401);
         assert_eq!(reply.header("www-authenticate"), "Bearer");
+        // A refusal too carries a request id, as every answer of obs.router.
+        assert_eq!(reply.header("x-request-id").len(), 36);
+        let refused = http_get(&server.url("/metrics"), &[("x-request-id", "scrape-7")]).await;
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.header("x-request-id"), "scrape-7");
         let reply = http_get(
             &server.url("/alerts"),
             &[("authorization", "Bearer metrics-token")],

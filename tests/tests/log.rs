@@ -809,11 +809,19 @@ fn obs_router_logs_and_ids_unmatched_requests_and_keeps_probes_out() {
         assert_eq!(problem["request_id"], missing.header("x-request-id"));
         let user = http_get(&url("/users/5"), &[]).await;
         assert_eq!(user.status, StatusCode::OK);
-        for probe in ["/metrics", "/health", "/health/live"] {
+        for probe in [
+            "/metrics",
+            "/health",
+            "/health/live",
+            "/alerts",
+            "/status/red",
+        ] {
             let reply = http_get(&url(probe), &[]).await;
             assert_eq!(reply.status, StatusCode::OK, "{probe}");
-            // Outside the stack: no id, no line.
-            assert!(reply.headers.get("x-request-id").is_none(), "{probe}");
+            // Outside the stack (no line, no count), but with an id.
+            assert_eq!(reply.header("x-request-id").len(), 36, "{probe}");
+            let kept = http_get(&url(probe), &[("x-request-id", "probe-1")]).await;
+            assert_eq!(kept.header("x-request-id"), "probe-1", "{probe}");
         }
         let scrape = http_get(&url("/metrics"), &[]).await;
         let samples = prometheus::samples(std::str::from_utf8(&scrape.body).unwrap());

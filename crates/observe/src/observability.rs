@@ -136,7 +136,8 @@ impl Observability {
 
     /// `app` ready to serve: the whole stack around it, unmatched requests
     /// included (a problem+json `404` with a request id, counted and
-    /// logged), and `/metrics` and `/health*` beside it, outside the stack.
+    /// logged), and `/metrics`, `/health*`, `/alerts` and `/status` beside
+    /// it, outside the stack but each answer with its request id.
     ///
     /// Prefer it to `app.layer(obs.layer()).merge(obs.metrics_router())`: a
     /// merge keeps axum's default fallback, the one without the layer, so
@@ -164,8 +165,11 @@ impl Observability {
         if let Some(alerts) = self.alerts_router() {
             router = router.merge(alerts);
         }
+        // The built-in routes stay out of the metrics and the request log,
+        // but every answer, a 401 included, carries a request id.
         router
             .merge(self.status_router())
+            .layer(self.inner.layer.request_id.clone())
             .fallback_service(app.layer(self.layer()))
     }
 

@@ -40,7 +40,12 @@ struct Inner {
     /// across instances.
     cache: Option<Cache>,
     parsing: Mutex<HashSet<String>>,
+    /// What `GET /` says the VK API is.
+    vk_api: String,
 }
+
+/// What `GET /` says when the VK calls go to the offline stand-in.
+pub const OFFLINE_VK_API: &str = "offline stand-in";
 
 /// Groups counted under their own name in `comments_parsed_total` unless
 /// `VK_PARSER_GROUPS` names others: a bounded label, whatever clients ask.
@@ -61,8 +66,18 @@ impl AppState {
                     .collect(),
                 cache: None,
                 parsing: Mutex::new(HashSet::new()),
+                vk_api: OFFLINE_VK_API.to_owned(),
             }),
         }
+    }
+
+    /// What `GET /` reports as the VK API (default: the offline stand-in).
+    /// Call it before the state is cloned.
+    pub fn vk_api_description(mut self, description: impl Into<String>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.vk_api = description.into();
+        }
+        self
     }
 
     /// Locks groups in Redis too, so instances do not parse one group at
@@ -186,7 +201,7 @@ async fn index(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "service": "vk-parser",
         "version": env!("CARGO_PKG_VERSION"),
-        "vk_api": "offline stand-in",
+        "vk_api": state.inner.vk_api,
         "database": state.store().system(),
         "routes": [
             "POST /api/v1/groups/{group_id}/parse",

@@ -100,6 +100,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(cache) = cache {
         state = state.with_cache(cache);
     }
+    if config.vk_access_token.is_some() {
+        // The token itself is never shown.
+        state = state.vk_api_description(format!("VK API at {}", config.vk_api_base));
+    }
     if let Some(groups) = &config.labelled_groups {
         state = state.labelled_groups(groups.iter().cloned());
     }

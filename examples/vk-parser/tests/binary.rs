@@ -253,6 +253,24 @@ async fn sigterm_past_the_drain_limit_stores_nothing_half_written() {
 }
 
 #[tokio::test]
+async fn the_index_names_the_vk_api_in_use_without_the_token() {
+    let (running, _) = start_with(&[]).await;
+    let body: Value = http_get(&url(&running, "/"), &[]).await.json();
+    assert_eq!(body["vk_api"], "offline stand-in");
+    drop(running);
+
+    let (running, _) = start_with(&[
+        ("VK_ACCESS_TOKEN", "s3cr3t-vk-token"),
+        ("VK_API_BASE", "http://127.0.0.1:9"),
+    ])
+    .await;
+    let reply = http_get(&url(&running, "/"), &[]).await;
+    let body: Value = reply.json();
+    assert_eq!(body["vk_api"], "VK API at http://127.0.0.1:9");
+    assert!(!String::from_utf8_lossy(&reply.body).contains("s3cr3t-vk-token"));
+}
+
+#[tokio::test]
 async fn redis_is_in_health_only_when_configured() {
     let (running, _) = start_with(&[]).await;
     let health: Value = http_get(&url(&running, "/health"), &[]).await.json();

@@ -115,6 +115,14 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
                 "timeout",
                 1,
             ),
+            // A code the demo does not know: one label value for all such.
+            (
+                "error_777",
+                StatusCode::BAD_GATEWAY,
+                "vk_error",
+                "error_other",
+                1,
+            ),
         ] {
             let (got, content_type, problem) = call(
                 &app,
@@ -176,6 +184,43 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
                 &[("method", "wall.get"), ("status", "error_6")]
             ),
             5.0
+        );
+        // Thirty groups named like unknown VK errors add no series: the
+        // label keeps to the known codes and `error_other`.
+        let job = json!({"posts_limit": 1, "comments_per_post": 1});
+        for code in 201..231 {
+            let path = format!("/api/v1/groups/error_{code}/parse");
+            let (status, _, _) = call(&app, "POST", &path, Some(job.clone())).await;
+            assert_eq!(status, StatusCode::BAD_GATEWAY);
+        }
+        let samples = prometheus::samples(&obs.metrics().render());
+        let statuses: std::collections::BTreeSet<&str> = samples
+            .iter()
+            .filter(|sample| sample.name == "vk_api_requests_total")
+            .map(|sample| sample.labels["status"].as_str())
+            .collect();
+        assert_eq!(
+            statuses.into_iter().collect::<Vec<_>>(),
+            [
+                "error_10",
+                "error_100",
+                "error_15",
+                "error_18",
+                "error_30",
+                "error_5",
+                "error_6",
+                "error_other",
+                "ok",
+                "timeout"
+            ]
+        );
+        assert_eq!(
+            prometheus::value(
+                &samples,
+                "vk_api_requests_total",
+                &[("method", "wall.get"), ("status", "error_other")]
+            ),
+            31.0
         );
         obs.flush_logs(Duration::from_secs(5)).unwrap();
         // The token was sent on every call and is in no log line.
