@@ -1,6 +1,7 @@
 //! A real OTLP receiver for the tests: one loopback port that speaks OTLP
-//! over gRPC (the official `TraceService`, from `opentelemetry-proto`) and
-//! over HTTP/protobuf (`POST /v1/traces`), and keeps every span it gets.
+//! over gRPC (the official `TraceService` and `LogsService`, from
+//! `opentelemetry-proto`) and over HTTP/protobuf (`POST /v1/traces`,
+//! `POST /v1/logs`), and keeps every span and log record it gets.
 //! It can also hang: accept and never answer, as a stuck collector does.
 
 use std::{
@@ -15,6 +16,10 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
 use opentelemetry_proto::tonic::{
+    collector::logs::v1::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse,
+        logs_service_server::{LogsService, LogsServiceServer},
+    },
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
         trace_service_server::{TraceService, TraceServiceServer},
@@ -56,8 +61,30 @@ impl ReceivedSpan {
     }
 }
 
+/// One log record as the receiver got it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedLog {
+    /// 32 hex digits, empty when the record has no trace.
+    pub trace_id: String,
+    /// 16 hex digits, empty when the record has no span.
+    pub span_id: String,
+    /// OpenTelemetry's severity number (9 info, 13 warn, 17 error).
+    pub severity_number: i32,
+    /// `INFO`, `WARN`, ...
+    pub severity_text: String,
+    /// The message.
+    pub body: String,
+    /// Attributes, values as text.
+    pub attributes: BTreeMap<String, String>,
+    /// The resource's attributes.
+    pub resource: BTreeMap<String, String>,
+    /// `grpc` or `http`.
+    pub transport: &'static str,
+}
+
 #[derive(Clone, Default)]
 struct Store {
+    logs: Arc<Mutex<Vec<ReceivedLog>>>,
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
     hang: Arc<AtomicBool>,
     /// Count only, keep nothing: for benchmarks.
@@ -95,6 +122,30 @@ impl Store {
                         kind: span.kind,
                         attributes: attributes(&span.attributes),
                         status_code: span.status.map_or(0, |status| status.code),
+                        resource: resource.clone(),
+                        transport,
+                    });
+                }
+            }
+        }
+    }
+
+    fn keep_logs(&self, request: ExportLogsServiceRequest, transport: &'static str) {
+        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
+        for resource_logs in request.resource_logs {
+            let resource = resource_logs
+                .resource
+                .map(|resource| attributes(&resource.attributes))
+                .unwrap_or_default();
+            for scope_logs in resource_logs.scope_logs {
+                for record in scope_logs.log_records {
+                    logs.push(ReceivedLog {
+                        trace_id: hex(&record.trace_id),
+                        span_id: hex(&record.span_id),
+                        severity_number: record.severity_number,
+                        severity_text: record.severity_text,
+                        body: text(record.body.as_ref()),
+                        attributes: attributes(&record.attributes),
                         resource: resource.clone(),
                         transport,
                     });
@@ -156,6 +207,34 @@ impl TraceService for Store {
     }
 }
 
+#[tonic::async_trait]
+impl LogsService for Store {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.maybe_hang().await;
+        self.keep_logs(request.into_inner(), "grpc");
+        Ok(tonic::Response::new(ExportLogsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+async fn http_logs(State(store): State<Store>, body: Bytes) -> (StatusCode, Vec<u8>) {
+    store.maybe_hang().await;
+    match ExportLogsServiceRequest::decode(body) {
+        Ok(request) => {
+            store.keep_logs(request, "http");
+            let response = ExportLogsServiceResponse {
+                partial_success: None,
+            };
+            (StatusCode::OK, response.encode_to_vec())
+        }
+        Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+    }
+}
+
 async fn http_export(
     State(store): State<Store>,
     headers: axum::http::HeaderMap,
@@ -191,10 +270,12 @@ impl OtlpReceiver {
     /// Starts it on a free port.
     pub async fn start() -> Self {
         let store = Store::default();
-        let grpc =
-            tonic::service::Routes::new(TraceServiceServer::new(store.clone())).into_axum_router();
+        let grpc = tonic::service::Routes::new(TraceServiceServer::new(store.clone()))
+            .add_service(LogsServiceServer::new(store.clone()))
+            .into_axum_router();
         let http = Router::new()
             .route("/v1/traces", post(http_export))
+            .route("/v1/logs", post(http_logs))
             .with_state(store.clone());
         let app = grpc.merge(http);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
@@ -246,6 +327,33 @@ impl OtlpReceiver {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Every log record so far.
+    pub fn logs(&self) -> Vec<ReceivedLog> {
+        self.store
+            .logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until a log record satisfies `found`, for at most `limit`.
+    pub async fn wait_for_log(
+        &self,
+        limit: Duration,
+        found: impl Fn(&ReceivedLog) -> bool,
+    ) -> Option<ReceivedLog> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(record) = self.logs().into_iter().find(|record| found(record)) {
+                return Some(record);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until at least `count` spans arrived, for at most `limit`.

@@ -54,9 +54,9 @@ use tracing_subscriber::{Layer, Registry, filter::Targets};
 pub use client::{ClientResponseFuture, ClientTrace, ClientTraceLayer, inject_current};
 pub use context::{BAGGAGE, TRACEPARENT, TRACESTATE, TraceContext, current};
 pub use export::{
-    DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DROPPED_SPANS_METRIC,
-    EXPORT_INTERVAL, ExportConfig, ExportTimeout, InvalidExportConfig, MAX_BATCH, Protocol,
-    TraceHandle,
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DROPPED_LOGS_METRIC,
+    DROPPED_SPANS_METRIC, EXPORT_INTERVAL, ExportConfig, ExportTimeout, InvalidExportConfig,
+    MAX_BATCH, Protocol, TraceHandle,
 };
 pub use sampler::{InvalidSampler, Root, Sampler};
 pub use server::{ResponseFuture, Trace, TraceLayer};
@@ -112,6 +112,7 @@ pub struct Tracing {
     sampler: Sampler,
     handle: Option<TraceHandle>,
     provider: Option<SdkTracerProvider>,
+    export_logs: bool,
 }
 
 /// Configures [`Tracing`]; from [`Tracing::builder`].
@@ -125,6 +126,8 @@ pub struct TracingBuilder {
     export: Option<ExportConfig>,
     resource_attributes: Vec<(String, String)>,
     dropped_counter: Option<metrics::Counter>,
+    export_logs: bool,
+    logs_dropped_counter: Option<metrics::Counter>,
 }
 
 impl Tracing {
@@ -139,6 +142,8 @@ impl Tracing {
             export: None,
             resource_attributes: Vec::new(),
             dropped_counter: None,
+            export_logs: false,
+            logs_dropped_counter: None,
         }
     }
 
@@ -180,14 +185,11 @@ impl Tracing {
     pub fn otel_layer(&self) -> Option<Box<dyn Layer<Registry> + Send + Sync>> {
         use opentelemetry::trace::TracerProvider as _;
         let provider = self.provider.as_ref()?;
-        // The request log's own span is not a span of the trace, and the
-        // exporter's transport must not trace itself.
-        let filter = Targets::new()
+        // The exporter's transport must not trace or log itself, and the
+        // request log's own span is not a span of the trace (though log
+        // records read the ids on it).
+        let transport = Targets::new()
             .with_default(tracing::Level::TRACE)
-            .with_target(
-                "observe_log::request_span",
-                tracing_subscriber::filter::LevelFilter::OFF,
-            )
             .with_target("h2", tracing_subscriber::filter::LevelFilter::OFF)
             .with_target("hyper", tracing_subscriber::filter::LevelFilter::OFF)
             .with_target("hyper_util", tracing_subscriber::filter::LevelFilter::OFF)
@@ -205,10 +207,31 @@ impl Tracing {
                 "opentelemetry_otlp",
                 tracing_subscriber::filter::LevelFilter::OFF,
             );
+        let filter = transport.clone().with_target(
+            "observe_log::request_span",
+            tracing_subscriber::filter::LevelFilter::OFF,
+        );
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("observe-trace"))
             .with_filter(filter);
-        Some(Box::new(layer))
+        match (&self.handle, self.export_logs) {
+            (Some(handle), true) => {
+                let logs = export::OtlpLogLayer {
+                    sink: handle.sink(),
+                }
+                .with_filter(transport);
+                Some(Box::new(vec![
+                    Box::new(layer) as Box<dyn Layer<Registry> + Send + Sync>,
+                    Box::new(logs),
+                ]))
+            }
+            _ => Some(Box::new(layer)),
+        }
+    }
+
+    /// Whether events are exported as OTLP log records too.
+    pub fn exports_logs(&self) -> bool {
+        self.export_logs && self.handle.is_some()
     }
 
     /// Exports every finished span, then stops, within `timeout`. Call it at
@@ -249,6 +272,20 @@ impl TracingBuilder {
     /// Adds a resource attribute.
     pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.resource_attributes.push((key.into(), value.into()));
+        self
+    }
+
+    /// Also exports every event the subscriber lets through as an OTLP log
+    /// record, with its trace and span ids, to the traces' collector
+    /// (`OBSERVE_LOG_OTLP`). Nothing without an export endpoint.
+    pub fn export_logs(mut self, export: bool) -> Self {
+        self.export_logs = export;
+        self
+    }
+
+    /// A counter to add dropped log records to (`otel_logs_dropped_total`).
+    pub fn logs_dropped_counter(mut self, counter: metrics::Counter) -> Self {
+        self.logs_dropped_counter = Some(counter);
         self
     }
 
@@ -302,6 +339,7 @@ impl TracingBuilder {
                 sampler: self.sampler,
                 handle: None,
                 provider: None,
+                export_logs: self.export_logs,
             });
         };
         let mut attributes = vec![
@@ -329,7 +367,12 @@ impl TracingBuilder {
         let resource = opentelemetry_sdk::Resource::builder_empty()
             .with_attributes(attributes)
             .build();
-        let handle = export::start(export, resource.clone(), self.dropped_counter)?;
+        let handle = export::start(
+            export,
+            resource.clone(),
+            self.dropped_counter,
+            self.logs_dropped_counter,
+        )?;
         let provider = SdkTracerProvider::builder()
             .with_span_processor(export::QueueProcessor::new(&handle))
             .with_sampler(self.sampler.to_sdk())
@@ -339,6 +382,7 @@ impl TracingBuilder {
             sampler: self.sampler,
             handle: Some(handle),
             provider: Some(provider),
+            export_logs: self.export_logs,
         })
     }
 }

@@ -28,6 +28,7 @@
 //! | `OBSERVE_HEALTH_DETAILS` | `hidden` (raw check errors only with the token) or `always` | `hidden` |
 //! | `OBSERVE_HEALTH_TOKEN` | bearer token that shows raw check errors in health bodies | none |
 //! | `OBSERVE_READINESS_DELAY` | how long [`serve`](crate::Observability::serve) keeps accepting with readiness at `503` after a shutdown signal | [`READINESS_DELAY`] |
+//! | `OBSERVE_LOG_OTLP` | `true`: also export every log line as an OTLP log record to the traces' collector | `false` |
 //! | `OBSERVE_ALERTS` | `false` turns the in-process alert engine off | `true` |
 //! | `OBSERVE_ALERT_EVAL_INTERVAL` | how often the alert rules are evaluated | [`ALERT_EVAL_INTERVAL`] |
 //! | `OBSERVE_ALERT_WINDOW` | the RED window the request rules read, 10s to 5m | [`ALERT_WINDOW`] |

@@ -504,6 +504,14 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// Also exports every log line as an OTLP log record, with its trace
+    /// and span ids, to the traces' collector (`OBSERVE_LOG_OTLP`, default
+    /// `false`); needs `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn log_otlp(mut self, export: bool) -> Self {
+        self.trace.export_logs = Some(export);
+        self
+    }
+
     /// Whether the in-process alert engine runs (`OBSERVE_ALERTS`, default
     /// `true`).
     pub fn alerts_enabled(mut self, enabled: bool) -> Self {

@@ -29,6 +29,7 @@ const VARIABLES: &[&str] = &[
 pub(crate) struct TraceOptions {
     pub(crate) sampler: Option<Sampler>,
     pub(crate) service_version: Option<String>,
+    pub(crate) export_logs: Option<bool>,
 }
 
 impl TraceOptions {
@@ -61,6 +62,28 @@ impl TraceOptions {
             service,
             "Spans dropped because the export queue was full or their export failed.",
         );
+        let export_logs = match self.export_logs {
+            Some(export) => export,
+            None => env.bool("OBSERVE_LOG_OTLP")?.unwrap_or(false),
+        };
+        if export_logs {
+            if !values.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT")
+                && !values.contains_key("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            {
+                return Err(ConfigError::new(
+                    "OBSERVE_LOG_OTLP",
+                    "true",
+                    "log records go to the traces' collector: set OTEL_EXPORTER_OTLP_ENDPOINT",
+                ));
+            }
+            let logs_counter = crate::config::zeroed_counter(
+                registry,
+                observe_trace::DROPPED_LOGS_METRIC,
+                service,
+                "Log records dropped because the export queue was full or their export failed.",
+            );
+            builder = builder.export_logs(true).logs_dropped_counter(logs_counter);
+        }
         builder.dropped_counter(counter).build().map_err(|error| {
             ConfigError::new(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -237,6 +237,21 @@ impl ExportConfig {
         Ok(Some(config))
     }
 
+    /// Where log records go over `http/protobuf`: the traces' URL with
+    /// `/v1/logs` for `/v1/traces`, else `/v1/logs` on its host.
+    pub(crate) fn logs_endpoint(&self) -> String {
+        match self.endpoint.strip_suffix("/v1/traces") {
+            Some(base) => format!("{base}/v1/logs"),
+            None => {
+                let after_scheme = self.endpoint.find("://").map_or(0, |index| index + 3);
+                let host_end = self.endpoint[after_scheme..]
+                    .find('/')
+                    .map_or(self.endpoint.len(), |index| after_scheme + index);
+                format!("{}/v1/logs", &self.endpoint[..host_end])
+            }
+        }
+    }
+
     pub(crate) fn build_exporter(
         &self,
     ) -> Result<opentelemetry_otlp::SpanExporter, opentelemetry_otlp::ExporterBuildError> {
@@ -298,6 +313,23 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_logs_endpoint_sits_beside_the_traces() {
+        let config = |url: &str| ExportConfig::new(url, Protocol::HttpProtobuf);
+        assert_eq!(
+            config("http://c:4318/v1/traces").logs_endpoint(),
+            "http://c:4318/v1/logs"
+        );
+        assert_eq!(
+            config("https://c/otlp/v1/traces").logs_endpoint(),
+            "https://c/otlp/v1/logs"
+        );
+        assert_eq!(
+            config("http://c:4318/custom/path").logs_endpoint(),
+            "http://c:4318/v1/logs"
+        );
+    }
 
     fn from(vars: &[(&'static str, &str)]) -> Result<Option<ExportConfig>, InvalidExportConfig> {
         ExportConfig::from_env(|name| {

@@ -94,7 +94,7 @@ pub(super) fn span_data(item: Item) -> Option<SpanData> {
         Item::Client(record) => client(*record),
         Item::Internal(record) => internal(*record),
         Item::Sdk(span) => *span,
-        Item::Flush(_) => return None,
+        Item::Flush(_) | Item::Log(_) => return None,
     })
 }
 

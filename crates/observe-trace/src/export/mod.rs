@@ -13,6 +13,7 @@
 mod config;
 mod convert;
 mod http_client;
+mod logs;
 mod processor;
 
 use std::{
@@ -29,6 +30,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 pub use config::{ExportConfig, InvalidExportConfig, Protocol};
 pub(crate) use convert::{ClientRecord, InternalRecord, ServerRecord};
+pub(crate) use logs::OtlpLogLayer;
 pub(crate) use processor::QueueProcessor;
 
 /// How often the exporter thread sends what has queued up.
@@ -49,11 +51,15 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The name of the counter of dropped spans.
 pub const DROPPED_SPANS_METRIC: &str = "otel_spans_dropped_total";
 
+/// The name of the counter of dropped log records (`OBSERVE_LOG_OTLP`).
+pub const DROPPED_LOGS_METRIC: &str = "otel_logs_dropped_total";
+
 pub(crate) enum Item {
     Server(Box<ServerRecord>),
     Client(Box<ClientRecord>),
     Internal(Box<InternalRecord>),
     Sdk(Box<SpanData>),
+    Log(Box<logs::LogItem>),
     Flush(SyncSender<()>),
 }
 
@@ -65,6 +71,9 @@ struct Shared {
     capacity: usize,
     stopped: AtomicBool,
     dropped_counter: Option<metrics::Counter>,
+    logs_dropped: AtomicU64,
+    logs_exported: AtomicU64,
+    logs_dropped_counter: Option<metrics::Counter>,
     /// Where the exporter's own warnings go: the service's subscriber, held
     /// weakly (it holds this pipeline).
     log: OnceLock<tracing::dispatcher::WeakDispatch>,
@@ -99,6 +108,33 @@ impl SpanSink {
     fn drop_spans(&self, count: u64) {
         self.shared.dropped.fetch_add(count, Relaxed);
         if let Some(counter) = &self.shared.dropped_counter {
+            counter.increment(count);
+        }
+    }
+
+    /// Queues a log record; a full queue drops and counts it as a record.
+    pub(crate) fn send_log(&self, item: Item) {
+        let queued = self.shared.queued.fetch_add(1, Relaxed) + 1;
+        match self.sender.try_send(item) {
+            Ok(()) => {
+                if queued == self.shared.capacity / 2 {
+                    self.exporter.unpark();
+                }
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.queued.fetch_sub(1, Relaxed);
+                self.shared.drop_logs(1);
+                self.exporter.unpark();
+            }
+        }
+    }
+}
+
+impl Shared {
+    #[cold]
+    fn drop_logs(&self, count: u64) {
+        self.logs_dropped.fetch_add(count, Relaxed);
+        if let Some(counter) = &self.logs_dropped_counter {
             counter.increment(count);
         }
     }
@@ -141,6 +177,17 @@ impl TraceHandle {
     /// Spans the collector accepted, since start.
     pub fn exported_spans(&self) -> u64 {
         self.sink.shared.exported.load(Relaxed)
+    }
+
+    /// Log records dropped (queue full, or their export failed), since
+    /// start: `otel_logs_dropped_total`.
+    pub fn dropped_log_records(&self) -> u64 {
+        self.sink.shared.logs_dropped.load(Relaxed)
+    }
+
+    /// Log records the collector accepted, since start.
+    pub fn exported_log_records(&self) -> u64 {
+        self.sink.shared.logs_exported.load(Relaxed)
     }
 
     /// Export requests that failed or timed out, since start.
@@ -201,6 +248,7 @@ pub(crate) fn start(
     config: ExportConfig,
     resource: opentelemetry_sdk::Resource,
     dropped_counter: Option<metrics::Counter>,
+    logs_dropped_counter: Option<metrics::Counter>,
 ) -> std::io::Result<TraceHandle> {
     let capacity = config.queue_capacity.max(2);
     let (sender, receiver) = mpsc::sync_channel(capacity);
@@ -212,6 +260,9 @@ pub(crate) fn start(
         capacity,
         stopped: AtomicBool::new(false),
         dropped_counter,
+        logs_dropped: AtomicU64::new(0),
+        logs_exported: AtomicU64::new(0),
+        logs_dropped_counter,
         log: OnceLock::new(),
     });
     let worker = Worker {
@@ -269,12 +320,35 @@ impl Worker {
             }
         };
         exporter.set_resource(&self.resource);
+        let log_resource = logs::proto_resource(&self.resource);
+        // Made at the first record, so services without log export open no
+        // second connection.
+        let mut logs_transport: Option<logs::LogsTransport> = None;
+        let mut log_batch = Vec::new();
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut flushes = Vec::new();
         loop {
             let disconnected = loop {
                 match receiver.try_recv() {
                     Ok(Item::Flush(done)) => flushes.push(done),
+                    Ok(Item::Log(record)) => {
+                        self.shared.queued.fetch_sub(1, Relaxed);
+                        if self.shared.stopped.load(Relaxed) {
+                            self.shared.drop_logs(1);
+                            continue;
+                        }
+                        log_batch.push(*record);
+                        if log_batch.len() == MAX_BATCH {
+                            let records = std::mem::take(&mut log_batch);
+                            self.export_logs(
+                                &runtime,
+                                &quiet,
+                                &mut logs_transport,
+                                &log_resource,
+                                records,
+                            );
+                        }
+                    }
                     Ok(item) => {
                         self.shared.queued.fetch_sub(1, Relaxed);
                         if self.shared.stopped.load(Relaxed) {
@@ -292,6 +366,16 @@ impl Worker {
             };
             if !batch.is_empty() {
                 self.export(&runtime, &quiet, &exporter, &mut batch);
+            }
+            if !log_batch.is_empty() {
+                let records = std::mem::take(&mut log_batch);
+                self.export_logs(
+                    &runtime,
+                    &quiet,
+                    &mut logs_transport,
+                    &log_resource,
+                    records,
+                );
             }
             for done in flushes.drain(..) {
                 let _ = done.try_send(());
@@ -329,6 +413,53 @@ impl Worker {
             }
             Ok(Err(error)) => self.failed(count, &error.to_string()),
             Err(_) => self.failed(count, "timed out"),
+        }
+    }
+
+    fn export_logs(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        quiet: &tracing::Dispatch,
+        transport: &mut Option<logs::LogsTransport>,
+        resource: &opentelemetry_proto::tonic::resource::v1::Resource,
+        records: Vec<logs::LogItem>,
+    ) {
+        let count = records.len() as u64;
+        let timeout = self.config.timeout;
+        let outcome = tracing::dispatcher::with_default(quiet, || {
+            let _runtime = runtime.enter();
+            if transport.is_none() {
+                *transport = Some(logs::LogsTransport::new(&self.config)?);
+            }
+            let Some(transport) = transport.as_mut() else {
+                return Err("no transport".to_owned());
+            };
+            let request = logs::request(resource, records);
+            runtime.block_on(async {
+                tokio::time::timeout(timeout, transport.send(request))
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".to_owned()))
+            })
+        });
+        match outcome {
+            Ok(()) => {
+                self.shared.logs_exported.fetch_add(count, Relaxed);
+            }
+            Err(error) => {
+                self.shared.failed_exports.fetch_add(1, Relaxed);
+                self.shared.drop_logs(count);
+                if !self.warned {
+                    self.warned = true;
+                    self.log(|| {
+                        tracing::warn!(
+                            endpoint = %self.config.endpoint,
+                            error,
+                            dropped_log_records = count,
+                            "log export failed; records are dropped and counted in otel_logs_dropped_total until it works again"
+                        );
+                    });
+                }
+            }
         }
     }
 
