@@ -36,6 +36,8 @@ need_package amtool prometheus-alertmanager
 need_package chromium chromium
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build per run: incremental artifacts would only take disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 
 step "monitoring/: promtool and amtool on the shipped configuration"
