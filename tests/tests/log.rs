@@ -330,8 +330,13 @@ fn malicious_paths_and_headers_give_one_valid_line_each_and_no_secret() {
         assert_eq!(bad_utf8["user_agent"], "bad\u{fffd}\u{fffd}\"\\ agent");
         assert_eq!(echo[1]["text"], "\"quoted\"\\back");
         let long_line = line_of(&requests, &ids[3]);
-        assert_eq!(long_line["user_agent"].as_str().unwrap().len(), 10 * 1024);
-        assert_eq!(echo[2]["text"].as_str().unwrap().len(), 10 * 1024);
+        // 10 kB values are cut at MAX_FIELD_BYTES, and say so.
+        let capped = observe::log::MAX_FIELD_BYTES + observe::log::TRUNCATED_MARK.len();
+        for value in [&long_line["user_agent"], &echo[2]["text"]] {
+            let value = value.as_str().unwrap();
+            assert_eq!(value.len(), capped);
+            assert!(value.ends_with(observe::log::TRUNCATED_MARK));
+        }
         let secrets = line_of(&requests, &ids[4]);
         assert_eq!(
             secrets["path"],
@@ -928,4 +933,37 @@ fn the_pretty_format_is_one_readable_line_per_event() {
         line.ends_with(" INFO log: parsed group_id=42 text=\"two\\nlines\""),
         "{line}"
     );
+}
+
+#[test]
+fn a_100_kb_header_value_is_cut_and_marked_not_written_whole() {
+    let buffer = LogBuffer::default();
+    let obs = builder().log_writer(buffer.clone()).init().unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    let agent = format!("agent/{}", "x".repeat(100 * 1024));
+    runtime.block_on(async {
+        let server = TestServer::start(&obs, app()).await;
+        let reply = http_get(&server.url("/users/3"), &[("user-agent", &agent)]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        server.stop(Duration::from_secs(5)).await.unwrap();
+    });
+    obs.flush_logs(Duration::from_secs(5)).unwrap();
+    let text = buffer.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("\"user_agent\""))
+        .unwrap();
+    assert!(line.len() < 6 * 1024, "{} bytes", line.len());
+    let parsed: Value = serde_json::from_str(line).unwrap();
+    let logged = parsed["user_agent"].as_str().unwrap();
+    assert!(
+        logged.ends_with(observe::log::TRUNCATED_MARK),
+        "{}",
+        &logged[logged.len() - 40..]
+    );
+    assert_eq!(
+        logged.len(),
+        observe::log::MAX_FIELD_BYTES + observe::log::TRUNCATED_MARK.len()
+    );
+    assert!(agent.starts_with(logged.trim_end_matches(observe::log::TRUNCATED_MARK)));
 }

@@ -22,7 +22,7 @@ use tracing_subscriber::{layer::Context, registry::LookupSpan};
 
 use crate::{
     Redaction,
-    json::{Escaper, escape_into, float_into, integer_into, string_into},
+    json::{CappedEscaper, Escaper, escape_into, float_into, integer_into, string_into},
     redact::REDACTED,
     time::rfc3339_micros_into,
     writer::Sink,
@@ -512,16 +512,34 @@ impl<'a> FieldVisitor<'a> {
 
     fn text(&mut self, name: &str, value: &str) {
         if self.key(name) {
-            string_into(self.out, value);
+            if value.len() <= crate::MAX_FIELD_BYTES {
+                string_into(self.out, value);
+            } else {
+                self.capped(format_args!("{value}"));
+            }
         }
     }
 
     fn display(&mut self, name: &str, value: &dyn fmt::Debug) {
         if self.key(name) {
-            self.out.push('"');
-            let _ = write!(Escaper(self.out), "{value:?}");
-            self.out.push('"');
+            self.capped(format_args!("{value:?}"));
         }
+    }
+
+    /// A string value of at most [`MAX_FIELD_BYTES`](crate::MAX_FIELD_BYTES),
+    /// marked when cut: a client's 100 KB header does not make a 100 KB line.
+    fn capped(&mut self, value: fmt::Arguments<'_>) {
+        self.out.push('"');
+        let mut capped = CappedEscaper {
+            out: self.out,
+            left: crate::MAX_FIELD_BYTES,
+            cut: false,
+        };
+        let _ = capped.write_fmt(value);
+        if capped.cut {
+            self.out.push_str(crate::TRUNCATED_MARK);
+        }
+        self.out.push('"');
     }
 
     /// Takes a correlation id given as a field; `true` when `name` is one.

@@ -102,6 +102,32 @@ impl fmt::Write for Escaper<'_> {
     }
 }
 
+/// [`Escaper`] that keeps at most `left` bytes of what it is given (cut at
+/// a character boundary) and remembers whether it cut.
+pub(crate) struct CappedEscaper<'a> {
+    pub(crate) out: &'a mut String,
+    pub(crate) left: usize,
+    pub(crate) cut: bool,
+}
+
+impl fmt::Write for CappedEscaper<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if text.len() <= self.left {
+            escape_into(self.out, text);
+            self.left -= text.len();
+            return Ok(());
+        }
+        let mut end = self.left;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        escape_into(self.out, &text[..end]);
+        self.left = 0;
+        self.cut = true;
+        Ok(())
+    }
+}
+
 /// Appends an integer.
 pub(crate) fn integer_into(out: &mut String, value: impl itoa::Integer) {
     out.push_str(itoa::Buffer::new().format(value));

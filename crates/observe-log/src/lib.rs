@@ -87,6 +87,13 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &["/health*", "/metrics"];
 /// The `endpoint` of a request no route matched.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 
+/// The longest string value a field keeps in a line, in bytes; longer ones
+/// are cut at a character boundary and end with [`TRUNCATED_MARK`].
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// What ends a value cut at [`MAX_FIELD_BYTES`].
+pub const TRUNCATED_MARK: &str = "…[truncated]";
+
 /// The name of the counter of dropped lines.
 pub const DROPPED_LINES_METRIC: &str = "log_lines_dropped_total";
 
