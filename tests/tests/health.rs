@@ -403,3 +403,52 @@ async fn a_silent_http_upstream_is_degraded_after_five_seconds() {
     assert_eq!(upstream.status(), Status::Degraded);
     assert!(upstream.error().is_some());
 }
+
+/// One rule for both tokens: surrounding whitespace is not part of it.
+#[tokio::test]
+async fn the_metrics_and_health_tokens_agree_on_what_they_accept() {
+    use tower::ServiceExt;
+    let obs = obs(&[
+        ("OBSERVE_METRICS_TOKEN", "s3cret"),
+        ("OBSERVE_HEALTH_TOKEN", "s3cret"),
+    ]);
+    obs.health().add_check_with(
+        "flaky",
+        observe::health::check_fn(|| async {
+            observe::health::CheckResult::unhealthy("boom at db:5432")
+        }),
+        CheckOptions::new().critical(false),
+    );
+    let app = obs.router(Router::new());
+    let call = |path: &'static str, token: &'static str| {
+        let app = app.clone();
+        async move {
+            let response = app
+                .oneshot(
+                    http::Request::get(path)
+                        .header("authorization", token)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    for token in ["Bearer s3cret", "Bearer s3cret ", "Bearer  s3cret"] {
+        assert_eq!(call("/metrics", token).await.0, 200, "{token:?}");
+        let (status, body) = call("/health", token).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("boom at db:5432"), "{token:?}: {body}");
+    }
+    for token in ["Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"] {
+        assert_eq!(call("/metrics", token).await.0, 401, "{token:?}");
+        let (_, body) = call("/health", token).await;
+        assert!(!body.contains("boom at db:5432"), "{token:?}: {body}");
+    }
+}

@@ -96,20 +96,20 @@ pub fn require_bearer_or_query_token(router: Router, token: impl Into<String>) -
     ))
 }
 
+/// `Authorization: Bearer <token>`, compared in constant time. Surrounding
+/// whitespace is not part of the token (the same rule as the health token).
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-    else {
-        return false;
-    };
-    constant_time_eq(given, token.as_bytes())
+        .is_some_and(|given| constant_time_eq(given.trim_ascii(), token.as_bytes()))
 }
 
 /// Compares without stopping at the first difference, so the time taken
 /// does not tell how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.ct_eq(b))
 }
 
 #[cold]
