@@ -704,6 +704,52 @@ mod tests {
         buffer.text()
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the values, in either schema, each event is one line of
+        /// JSON with the same fields and values (strings up to the cap).
+        #[test]
+        fn every_line_parses_with_the_fields_it_was_given(
+            text in proptest::prelude::any::<String>(),
+            user in proptest::prelude::any::<String>(),
+            number in proptest::prelude::any::<i64>(),
+            ratio in -1e12f64..1e12,
+            flag in proptest::prelude::any::<bool>(),
+            ecs in proptest::prelude::any::<bool>(),
+        ) {
+            let schema = if ecs { Schema::Ecs } else { Schema::Flat };
+            let output = logged(Format::Json, schema, false, || {
+                let span = tracing::info_span!("request", request_id = "r-1");
+                let _entered = span.enter();
+                tracing::info!(text = text.as_str(), user_id = user.as_str(), number, ratio, flag, "{}", text);
+            });
+            let lines: Vec<&str> = output.lines().collect();
+            proptest::prop_assert_eq!(lines.len(), 1, "{}", output);
+            let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+            let user_key = if ecs { "user.id" } else { "user_id" };
+            let id_key = if ecs { "http.request.id" } else { "request_id" };
+            let capped = |value: &str| -> String {
+                if value.len() <= crate::MAX_FIELD_BYTES {
+                    value.to_owned()
+                } else {
+                    let mut end = crate::MAX_FIELD_BYTES;
+                    while !value.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    format!("{}{}", &value[..end], crate::TRUNCATED_MARK)
+                }
+            };
+            let (text_capped, user_capped) = (capped(&text), capped(&user));
+            proptest::prop_assert_eq!(line["text"].as_str(), Some(text_capped.as_str()));
+            proptest::prop_assert_eq!(line[user_key].as_str(), Some(user_capped.as_str()));
+            proptest::prop_assert_eq!(line["number"].as_i64(), Some(number));
+            proptest::prop_assert!((line["ratio"].as_f64().unwrap() - ratio).abs() <= ratio.abs() * 1e-12);
+            proptest::prop_assert_eq!(line["flag"].as_bool(), Some(flag));
+            proptest::prop_assert_eq!(line[id_key].as_str(), Some("r-1"));
+            proptest::prop_assert_eq!(line["message"].as_str(), Some(text.as_str()));
+        }
+    }
+
     #[test]
     fn pretty_lines_are_one_line_each_with_the_ids_last() {
         let text = logged(Format::Pretty, Schema::Flat, false, || {

@@ -210,3 +210,42 @@ mod tests {
         assert_eq!(out, "-42 1.25 \"NaN\"");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    #![allow(clippy::unwrap_used)]
+
+    use std::fmt::Write as _;
+
+    use proptest::prelude::*;
+
+    use super::{CappedEscaper, string_into};
+
+    proptest! {
+        /// Whatever the text, the output is one JSON string that reads back
+        /// as the text, on one line.
+        #[test]
+        fn every_string_round_trips_through_a_json_parser(text in any::<String>()) {
+            let mut out = String::new();
+            string_into(&mut out, &text);
+            prop_assert!(!out.contains('\n') && !out.contains('\r'));
+            let parsed: String = serde_json::from_str(&out).unwrap();
+            prop_assert_eq!(parsed, text);
+        }
+
+        /// A capped value is a prefix of the text, cut at a character
+        /// boundary, never longer than the cap.
+        #[test]
+        fn capped_values_are_prefixes_within_the_cap(text in any::<String>(), cap in 0usize..64) {
+            let mut out = String::from("\"");
+            let mut capped = CappedEscaper { out: &mut out, left: cap, cut: false };
+            capped.write_str(&text).unwrap();
+            let cut = capped.cut;
+            out.push('"');
+            let parsed: String = serde_json::from_str(&out).unwrap();
+            prop_assert!(text.starts_with(&parsed));
+            prop_assert!(parsed.len() <= cap);
+            prop_assert_eq!(cut, parsed.len() < text.len());
+        }
+    }
+}

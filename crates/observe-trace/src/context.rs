@@ -443,3 +443,49 @@ mod tests {
         assert_eq!(current(), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::parse_traceparent;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    proptest! {
+        /// Every well-formed version-00 header parses to its ids and flag.
+        #[test]
+        fn well_formed_traceparents_round_trip(
+            trace in prop::array::uniform16(any::<u8>()).prop_filter("not zero", |id| id != &[0; 16]),
+            span in prop::array::uniform8(any::<u8>()).prop_filter("not zero", |id| id != &[0; 8]),
+            flags in any::<u8>(),
+        ) {
+            let header = format!("00-{}-{}-{flags:02x}", hex(&trace), hex(&span));
+            let parent = parse_traceparent(header.as_bytes()).unwrap();
+            prop_assert_eq!(parent.trace_id.to_bytes(), trace);
+            prop_assert_eq!(parent.span_id.to_bytes(), span);
+            prop_assert_eq!(parent.sampled, flags & 1 == 1);
+            // Upper-case hex is not the format: refused.
+            if header.bytes().any(|byte| byte.is_ascii_lowercase()) {
+                prop_assert!(parse_traceparent(header.to_ascii_uppercase().as_bytes()).is_none());
+            }
+        }
+
+        /// Anything at all: no panic, and only the strict shape is taken.
+        #[test]
+        fn arbitrary_bytes_never_panic_and_only_the_shape_parses(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(parent) = parse_traceparent(&bytes) {
+                prop_assert!(bytes.len() >= 55);
+                prop_assert_eq!(bytes[2], b'-');
+                prop_assert_eq!(bytes[35], b'-');
+                prop_assert_eq!(bytes[52], b'-');
+                prop_assert!(bytes[..55].iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b) || *b == b'-'));
+                prop_assert_ne!(parent.trace_id.to_bytes(), [0; 16]);
+            }
+        }
+    }
+}
