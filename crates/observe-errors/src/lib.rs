@@ -59,6 +59,11 @@ pub use capture::{ErrorCapture, ErrorCaptureLayer, ResponseBody, ResponseFuture}
 pub use problem::{PROBLEM_JSON, Problem};
 pub use report::ErrorReport;
 
+/// The longest value a report's context keeps in its JSON (a panic's
+/// backtrace, say), in bytes; longer ones are cut and end with
+/// `…[truncated]`, so the context of one report stays one readable object.
+pub const MAX_CONTEXT_VALUE_BYTES: usize = 2048;
+
 /// The longest plain-text error body that is read to become a problem's
 /// `detail`, in bytes. Longer bodies give a generic detail.
 pub const MAX_PLAIN_ERROR_BODY: usize = 1024;

@@ -67,10 +67,23 @@ impl ErrorReport {
             .0
             .context
             .iter()
-            .map(|(key, value)| (key.to_string(), serde_json::Value::from(value.as_str())))
+            .map(|(key, value)| (key.to_string(), serde_json::Value::from(capped(value))))
             .collect();
         serde_json::Value::Object(map).to_string()
     }
+}
+
+/// `value`, cut at [`MAX_CONTEXT_VALUE_BYTES`](crate::MAX_CONTEXT_VALUE_BYTES)
+/// on a character boundary and marked when cut.
+fn capped(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= crate::MAX_CONTEXT_VALUE_BYTES {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut end = crate::MAX_CONTEXT_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…[truncated]", &value[..end]))
 }
 
 impl fmt::Debug for ErrorReport {

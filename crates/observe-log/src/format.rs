@@ -512,7 +512,9 @@ impl<'a> FieldVisitor<'a> {
 
     fn text(&mut self, name: &str, value: &str) {
         if self.key(name) {
-            if value.len() <= crate::MAX_FIELD_BYTES {
+            // `context` is a report's JSON, its values capped where it is
+            // made (observe-errors); cutting it here would break it.
+            if value.len() <= crate::MAX_FIELD_BYTES || name == "context" {
                 string_into(self.out, value);
             } else {
                 self.capped(format_args!("{value}"));

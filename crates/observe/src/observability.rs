@@ -659,7 +659,11 @@ impl ObservabilityBuilder {
             metrics: metrics.registry.layer(),
             request_log: log.request_log,
             // The request log writes each error into its line, once.
-            errors: ErrorCaptureLayer::new().log_errors(false),
+            // The request line reports a panic, with its location and (when
+            // RUST_BACKTRACE asks) backtrace: nothing raw goes to stderr.
+            errors: ErrorCaptureLayer::new()
+                .log_errors(false)
+                .print_panics(false),
         };
         Ok(Observability {
             inner: Arc::new(Inner {

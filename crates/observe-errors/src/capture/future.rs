@@ -38,7 +38,7 @@ pin_project! {
     enum State<F, B> {
         Polling { #[pin] future: F },
         Panicked {
-            panic: Option<(Box<dyn Any + Send>, Option<String>)>,
+            panic: Option<(Box<dyn Any + Send>, super::location::PanicSite)>,
         },
         // Boxed: rare, and large enough to slow every other request's moves.
         ReadingPlainBody { reading: Option<Box<PlainBody<B>>> },
@@ -70,7 +70,7 @@ impl<F, B> ResponseFuture<F, B> {
     /// future is first polled, where the request id is in scope.
     pub(super) fn panicked(
         panic: Box<dyn Any + Send>,
-        location: Option<String>,
+        location: super::location::PanicSite,
         path: Option<PathAndQuery>,
         config: Config,
     ) -> Self {
@@ -96,13 +96,16 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Polling { future } => {
-                    let response = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                    let quiet = super::location::Quiet::new(!request.config.print_panics);
+                    let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+                    drop(quiet);
+                    let response = match polled {
                         Ok(Poll::Pending) => return Poll::Pending,
                         Ok(Poll::Ready(Err(error))) => return Poll::Ready(Err(error)),
                         Ok(Poll::Ready(Ok(response))) => response,
                         Err(panic) => {
-                            let location = super::location::take();
-                            return Poll::Ready(Ok(request.panic_response(panic, location)));
+                            let site = super::location::take();
+                            return Poll::Ready(Ok(request.panic_response(panic, site)));
                         }
                     };
                     if response.status().as_u16() < 400 {
@@ -131,9 +134,9 @@ where
                     });
                 }
                 StateProj::Panicked { panic } => {
-                    let (panic, location) = panic
-                        .take()
-                        .unwrap_or_else(|| (Box::new("polled after completion"), None));
+                    let (panic, location) = panic.take().unwrap_or_else(|| {
+                        (Box::new("polled after completion"), Default::default())
+                    });
                     return Poll::Ready(Ok(request.panic_response(panic, location)));
                 }
                 StateProj::ReadingPlainBody { reading } => {
@@ -195,11 +198,11 @@ impl RequestFacts {
     fn panic_response<B>(
         &self,
         panic: Box<dyn Any + Send>,
-        location: Option<String>,
+        site: super::location::PanicSite,
     ) -> Response<ResponseBody<B>> {
-        let context = location
-            .map(|location| (Cow::Borrowed("location"), location))
+        let context = [("location", site.location), ("backtrace", site.backtrace)]
             .into_iter()
+            .filter_map(|(key, value)| Some((Cow::Borrowed(key), value?)))
             .collect();
         let report = ErrorReport::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -14,6 +14,7 @@ pub struct ErrorCaptureLayer {
 pub(super) struct Config {
     pub(super) log_errors: bool,
     pub(super) convert_plain_errors: bool,
+    pub(super) print_panics: bool,
 }
 
 impl ErrorCaptureLayer {
@@ -28,6 +29,7 @@ impl ErrorCaptureLayer {
             config: Config {
                 log_errors: true,
                 convert_plain_errors: true,
+                print_panics: true,
             },
         }
     }
@@ -37,6 +39,17 @@ impl ErrorCaptureLayer {
     /// `context`). Turn it off when a request-log layer outside logs them.
     pub fn log_errors(mut self, log_errors: bool) -> Self {
         self.config.log_errors = log_errors;
+        self
+    }
+
+    /// Whether a panic this layer catches is also printed by the panic hook
+    /// that was installed before (the default one writes it to stderr).
+    /// `false` keeps the report the only account of it, with the backtrace
+    /// in its `backtrace` context when `RUST_BACKTRACE` asks for one: every
+    /// line a JSON-logging process writes stays JSON. `observe`'s stack
+    /// turns it off.
+    pub fn print_panics(mut self, print: bool) -> Self {
+        self.config.print_panics = print;
         self
     }
 

@@ -51,7 +51,10 @@ where
         // request id is not: it is read from `observe_request_id::current()`,
         // and only when there is an error to report.
         let path = request.uri().path_and_query().cloned();
-        match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+        let quiet = super::location::Quiet::new(!self.config.print_panics);
+        let called = catch_unwind(AssertUnwindSafe(|| self.inner.call(request)));
+        drop(quiet);
+        match called {
             Ok(future) => ResponseFuture::new(future, path, self.config),
             Err(panic) => {
                 ResponseFuture::panicked(panic, super::location::take(), path, self.config)
