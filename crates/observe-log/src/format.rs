@@ -561,21 +561,38 @@ impl<'a> FieldVisitor<'a> {
 impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let name = field.name();
-        if name == "message"
-            && let Some(message) = self.message.as_deref_mut()
-        {
-            escape_into(message, value);
-            return;
-        }
         if let Some(slot) = self.ids.slot(name) {
             *slot = Some(Arc::from(value));
             return;
         }
-        self.text(name, value);
+        let value = self.formatter.redaction.scrub(value);
+        if name == "message"
+            && let Some(message) = self.message.as_deref_mut()
+        {
+            escape_into(message, &value);
+            return;
+        }
+        self.text(name, &value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let name = field.name();
+        if self.formatter.redaction.has_values() && name != "message" && self.id(name, value) {
+            return;
+        }
+        if self.formatter.redaction.has_values() {
+            // Secret values to find: the text is made first, then scrubbed.
+            let text = format!("{value:?}");
+            let text = self.formatter.redaction.scrub(&text);
+            if name == "message"
+                && let Some(message) = self.message.as_deref_mut()
+            {
+                escape_into(message, &text);
+            } else if self.key(name) {
+                self.capped(format_args!("{text}"));
+            }
+            return;
+        }
         if name == "message"
             && let Some(message) = self.message.as_deref_mut()
         {
@@ -623,6 +640,17 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.formatter.redaction.has_values() {
+            let mut text = value.to_string();
+            let mut source = value.source();
+            while let Some(error) = source {
+                let _ = write!(text, ": {error}");
+                source = error.source();
+            }
+            let text = self.formatter.redaction.scrub(&text);
+            self.text(field.name(), &text);
+            return;
+        }
         if self.key(field.name()) {
             self.out.push('"');
             let _ = write!(Escaper(self.out), "{value}");
@@ -750,6 +778,43 @@ mod tests {
             proptest::prop_assert_eq!(line[id_key].as_str(), Some("r-1"));
             proptest::prop_assert_eq!(line["message"].as_str(), Some(text.as_str()));
         }
+    }
+
+    #[test]
+    fn configured_secret_values_are_scrubbed_from_every_text() {
+        let buffer = Buffer::default();
+        let logging = Logging::builder("svc")
+            .format(Format::Json)
+            .redaction(crate::Redaction::new().value("tok-12345"))
+            .writer(buffer.clone())
+            .build()
+            .unwrap_or_else(|error| panic!("{error}"));
+        let dispatch = logging
+            .dispatch("trace")
+            .unwrap_or_else(|error| panic!("{error}"));
+        tracing::dispatcher::with_default(&dispatch, || {
+            let error = io::Error::other("upstream said: bad access_token=tok-12345");
+            tracing::warn!(
+                error_message = "VK error 5: invalid token tok-12345",
+                url = ?"https://api.vk.com/method/wall.get?access_token=tok-12345",
+                error = &error as &(dyn std::error::Error + 'static),
+                "calling with tok-12345 failed"
+            );
+        });
+        assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
+        let text = buffer.text();
+        assert!(!text.contains("tok-12345"), "{text}");
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(
+            line["error_message"],
+            "VK error 5: invalid token [REDACTED]"
+        );
+        assert_eq!(line["message"], "calling with [REDACTED] failed");
+        assert_eq!(
+            line["url"],
+            "\"https://api.vk.com/method/wall.get?access_token=[REDACTED]\""
+        );
+        assert_eq!(line["error"], "upstream said: bad access_token=[REDACTED]");
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub(crate) struct LogOptions {
     pub(crate) lossless: Option<bool>,
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) redaction: Option<Redaction>,
+    pub(crate) redact_values: Vec<String>,
     pub(crate) exclude_paths: Option<Vec<String>>,
     pub(crate) trusted_proxies: Option<Vec<TrustedProxy>>,
     pub(crate) levels: Option<[tracing::Level; 3]>,
@@ -189,6 +190,10 @@ impl LogOptions {
                 None => Redaction::new(),
             },
         };
+        let redaction = self
+            .redact_values
+            .iter()
+            .fold(redaction, |redaction, secret| redaction.value(secret));
         builder = builder.redaction(redaction.clone());
 
         let counter = crate::config::zeroed_counter(

@@ -388,6 +388,14 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// A secret the service holds (an API token, a password) to replace
+    /// with `[REDACTED]` wherever it appears in a log line, whatever the
+    /// field: an upstream that echoes it in an error text does not leak it.
+    pub fn log_redact_value(mut self, secret: impl Into<String>) -> Self {
+        self.log.redact_values.push(secret.into());
+        self
+    }
+
     /// Which headers, query parameters and field names are secrets
     /// (`OBSERVE_LOG_REDACT` adds names to the defaults).
     pub fn log_redaction(mut self, redaction: Redaction) -> Self {

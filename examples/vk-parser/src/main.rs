@@ -15,9 +15,13 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = vk_parser::Config::from_env()?;
-    let obs = observe::Observability::builder("vk-parser")
-        .service_version(env!("CARGO_PKG_VERSION"))
-        .init()?;
+    let mut builder =
+        observe::Observability::builder("vk-parser").service_version(env!("CARGO_PKG_VERSION"));
+    if let Some(token) = &config.vk_access_token {
+        // VK echoes requests in some error texts: the token never reaches the log.
+        builder = builder.log_redact_value(token.clone());
+    }
+    let obs = builder.init()?;
     obs.health()
         .add_check("disk", observe::health::DiskCheck::new("."));
     obs.health().add_check_with(

@@ -172,7 +172,16 @@ pub mod server {
             .with_state(state)
     }
 
-    fn error(code: u32) -> Json<Value> {
+    fn error(code: u32, params: &HashMap<String, String>) -> Json<Value> {
+        // The group `echo_token` answers as an upstream that echoes the
+        // request into its error text: the token with it.
+        if group_of(params) == "echo_token" {
+            let token = params.get("access_token").map_or("", String::as_str);
+            return Json(json!({"error": {
+                "error_code": code,
+                "error_msg": format!("User authorization failed: access_token {token} is invalid"),
+            }}));
+        }
         let message = match code {
             5 => "User authorization failed: invalid access_token (4).",
             6 => "Too many requests per second",
@@ -206,6 +215,9 @@ pub mod server {
             return Some(100);
         }
         let group = group_of(params);
+        if group == "echo_token" {
+            return Some(5);
+        }
         if let Some(code) = group
             .strip_prefix("error_")
             .and_then(|code| code.parse().ok())
@@ -247,7 +259,7 @@ pub mod server {
         Query(params): Query<HashMap<String, String>>,
     ) -> Json<Value> {
         if let Some(code) = fault(&state, &params).await {
-            return error(code);
+            return error(code, &params);
         }
         let group = group_of(&params);
         let count = params
@@ -277,7 +289,7 @@ pub mod server {
         Query(params): Query<HashMap<String, String>>,
     ) -> Json<Value> {
         if let Some(code) = fault(&state, &params).await {
-            return error(code);
+            return error(code, &params);
         }
         let group = group_of(&params);
         let (Some(post_id), Some(count)) = (
@@ -286,14 +298,14 @@ pub mod server {
                 .get("count")
                 .and_then(|count| count.parse::<u32>().ok()),
         ) else {
-            return error(100);
+            return error(100, &params);
         };
         // The post as wall.get made it, found again by its id.
         let Some(post) = posts(&group, 100)
             .into_iter()
             .find(|post| post.id == post_id)
         else {
-            return error(100);
+            return error(100, &params);
         };
         let owner = owner_id(&group);
         let items: Vec<Value> = comments(&group, &post, count.min(100))

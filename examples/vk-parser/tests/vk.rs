@@ -34,6 +34,8 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
         .install_subscriber(false)
         .install_metrics_recorder(false)
         .log_writer(buffer.clone())
+        // As the demo does with VK_ACCESS_TOKEN.
+        .log_redact_value("s3cr3t-token")
         .env_vars::<&str, &str>([])
         .init()
         .unwrap();
@@ -185,9 +187,31 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
             ),
             5.0
         );
+        // An upstream that echoes the token in its error text: the log line
+        // has the text, with the token replaced.
+        let job = json!({"posts_limit": 1, "comments_per_post": 1});
+        let (status, _, problem) = call(
+            &app,
+            "POST",
+            "/api/v1/groups/echo_token/parse",
+            Some(job.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert!(!problem.to_string().contains("s3cr3t-token"));
+        obs.flush_logs(Duration::from_secs(5)).unwrap();
+        let echoed = buffer
+            .request_lines()
+            .into_iter()
+            .find(|line| line["request_id"] == problem["request_id"])
+            .unwrap();
+        assert_eq!(
+            echoed["error_message"],
+            "VK refused the service's access token: VK error 5: User authorization failed: access_token [REDACTED] is invalid"
+        );
+
         // Thirty groups named like unknown VK errors add no series: the
         // label keeps to the known codes and `error_other`.
-        let job = json!({"posts_limit": 1, "comments_per_post": 1});
         for code in 201..231 {
             let path = format!("/api/v1/groups/error_{code}/parse");
             let (status, _, _) = call(&app, "POST", &path, Some(job.clone())).await;
