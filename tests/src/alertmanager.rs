@@ -2,22 +2,15 @@
 //! `scripts/test.sh` when missing) on a free loopback port, with temporary
 //! storage, no clustering, and one webhook receiver.
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
-    time::{Duration, Instant},
-};
+use std::net::SocketAddr;
 
 use serde_json::Value;
 
-use crate::prometheus::{debian_tool, free_port};
+use crate::{prometheus::debian_tool, tool_server::ToolServer};
 
 /// The server; killed and cleaned up when dropped.
 pub struct AlertmanagerServer {
-    child: Child,
-    dir: PathBuf,
+    server: ToolServer,
     /// Its address: `http://{addr}` is what services are given.
     pub addr: SocketAddr,
 }
@@ -40,56 +33,25 @@ impl AlertmanagerServer {
     /// text) in the same temporary folder, whose path replaces `{dir}` in
     /// `config`; waits until it is ready.
     pub async fn start_with_config(config: &str, files: &[(&str, &str)]) -> Self {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "observe-alertmanager-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        let config = config.replace("{dir}", &dir.display().to_string());
-        std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).unwrap();
-        }
-        let addr = free_port();
-        let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
-        let child = Command::new(debian_tool(
-            "prometheus-alertmanager",
-            "prometheus-alertmanager",
-        ))
-        .arg(format!(
-            "--config.file={}",
-            dir.join("alertmanager.yml").display()
-        ))
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        // One instance: no gossip port.
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-        let server = Self { child, dir, addr };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("http://{}/-/ready", self.addr);
-        while !crate::try_get(&url)
-            .await
-            .is_some_and(|status| status.is_success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "alertmanager not ready after 30 s: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let server = ToolServer::start(
+            "alertmanager",
+            debian_tool("prometheus-alertmanager", "prometheus-alertmanager"),
+            "alertmanager.yml",
+            config,
+            files,
+            |dir, addr| {
+                vec![
+                    format!("--config.file={}", dir.join("alertmanager.yml").display()),
+                    format!("--storage.path={}", dir.join("data").display()),
+                    format!("--web.listen-address={addr}"),
+                    // One instance: no gossip port.
+                    "--cluster.listen-address=".to_owned(),
+                ]
+            },
+        )
+        .await;
+        let addr = server.addr;
+        Self { server, addr }
     }
 
     /// Its base URL.
@@ -99,7 +61,7 @@ impl AlertmanagerServer {
 
     /// What it logged.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("alertmanager.log")).unwrap_or_default()
+        self.server.log()
     }
 
     /// `GET /api/v2/alerts`: the alerts it holds.
@@ -110,13 +72,5 @@ impl AlertmanagerServer {
             .as_array()
             .cloned()
             .unwrap_or_default()
-    }
-}
-
-impl Drop for AlertmanagerServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

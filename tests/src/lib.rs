@@ -9,6 +9,7 @@ pub mod logs;
 pub mod otlp;
 pub mod postgres;
 pub mod prometheus;
+mod tool_server;
 pub mod webhook;
 
 use std::{net::SocketAddr, time::Duration};

@@ -8,12 +8,13 @@ use std::{
     io::Write,
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+
+use crate::tool_server::ToolServer;
 
 /// One sample line: `name{labels} value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,18 +175,17 @@ pub fn promtool_check(text: &str) -> Result<(), String> {
     }
 }
 
-/// A Prometheus server scraping one target every second, on a free loopback
-/// port with its own temporary storage; killed and cleaned up when dropped.
+/// A Prometheus server on a free loopback port with its own temporary
+/// storage; killed and cleaned up when dropped.
 pub struct PrometheusServer {
-    child: Child,
-    dir: PathBuf,
+    server: ToolServer,
     /// Its HTTP API address.
     pub addr: SocketAddr,
 }
 
 impl PrometheusServer {
-    /// Starts one that scrapes `target` (`host:port`) at `path`, sending
-    /// `bearer_token` when given, and waits until it is ready.
+    /// Starts one that scrapes `target` (`host:port`) at `path` every second,
+    /// sending `bearer_token` when given, and waits until it is ready.
     pub async fn start(target: SocketAddr, path: &str, bearer_token: Option<&str>) -> Self {
         let authorization = bearer_token
             .map(|token| format!("    authorization:\n      credentials: {token}\n"))
@@ -201,65 +201,28 @@ impl PrometheusServer {
     /// Starts one with `config` as its `prometheus.yml` and `files` (name,
     /// text) beside it, as rule files, and waits until it is ready.
     pub async fn start_with_config(config: &str, files: &[(&str, &str)]) -> Self {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "observe-prometheus-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        for (name, text) in files {
-            let path = dir.join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).unwrap();
-            }
-            std::fs::write(path, text).unwrap();
-        }
-        let addr = free_port();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new(tool("prometheus"))
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Self { child, dir, addr };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("http://{}/-/ready", self.addr);
-        loop {
-            if crate::try_get(&url)
-                .await
-                .is_some_and(|status| status.is_success())
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready after 30 s: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let server = ToolServer::start(
+            "prometheus",
+            tool("prometheus"),
+            "prometheus.yml",
+            config,
+            files,
+            |dir, addr| {
+                vec![
+                    format!("--config.file={}", dir.join("prometheus.yml").display()),
+                    format!("--storage.tsdb.path={}", dir.join("data").display()),
+                    format!("--web.listen-address={addr}"),
+                ]
+            },
+        )
+        .await;
+        let addr = server.addr;
+        Self { server, addr }
     }
 
     /// What the server logged.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+        self.server.log()
     }
 
     /// `GET /api/v1/alerts`: the alerts the rules hold now.
@@ -299,14 +262,6 @@ impl PrometheusServer {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         None
-    }
-}
-
-impl Drop for PrometheusServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

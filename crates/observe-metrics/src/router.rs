@@ -56,10 +56,22 @@ impl Metrics {
 /// `Authorization: Bearer <token>`: the guard of `/metrics`, for routes that
 /// share its token (such as `/alerts`).
 pub fn require_bearer_token(router: Router, token: impl Into<String>) -> Router {
-    let token: Arc<str> = Arc::from(token.into());
+    guard(router, token.into(), false)
+}
+
+/// [`require_bearer_token`], also accepting the token as `?token=`: for a
+/// page a browser opens, which cannot send a header then. The query value
+/// is compared as given, not percent-decoded.
+pub fn require_bearer_or_query_token(router: Router, token: impl Into<String>) -> Router {
+    guard(router, token.into(), true)
+}
+
+fn guard(router: Router, token: String, in_query: bool) -> Router {
+    let token: Arc<str> = Arc::from(token);
     router.route_layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let allowed = authorized(request.headers(), &token);
+            let allowed = (in_query && query_token_matches(request.uri().query(), &token))
+                || authorized(request.headers(), &token);
             async move {
                 if allowed {
                     next.run(request).await
@@ -71,29 +83,13 @@ pub fn require_bearer_token(router: Router, token: impl Into<String>) -> Router 
     ))
 }
 
-/// [`require_bearer_token`], also accepting the token as `?token=`: for a
-/// page a browser opens, which cannot send a header then. The query value
-/// is compared as given, not percent-decoded.
-pub fn require_bearer_or_query_token(router: Router, token: impl Into<String>) -> Router {
-    let token: Arc<str> = Arc::from(token.into());
-    router.route_layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let in_query = request.uri().query().is_some_and(|query| {
-                query.split('&').any(|pair| {
-                    pair.strip_prefix("token=")
-                        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
-                })
-            });
-            let allowed = in_query || authorized(request.headers(), &token);
-            async move {
-                if allowed {
-                    next.run(request).await
-                } else {
-                    unauthorized()
-                }
-            }
-        },
-    ))
+fn query_token_matches(query: Option<&str>, token: &str) -> bool {
+    query.is_some_and(|query| {
+        query.split('&').any(|pair| {
+            pair.strip_prefix("token=")
+                .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+        })
+    })
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time. Surrounding

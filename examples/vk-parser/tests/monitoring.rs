@@ -157,6 +157,38 @@ async fn errors_fire_through_prometheus_and_alertmanager_once_and_resolve() {
     let slack = slack.iter().find(|request| is_slack_page(request)).unwrap();
     assert_eq!(slack.body["channel"], "#alerts");
 
+    // Every burn-rate tier fires at a 100% 5xx share, but the page carries
+    // only the fastest: Alertmanager's inhibition holds back the slower.
+    let pages = receiver
+        .wait_until(Duration::from_secs(20), |received| {
+            received.iter().any(|request| {
+                request.path == "/pager"
+                    && request.body["groupLabels"]["alertname"] == "AvailabilityBurnRate"
+            })
+        })
+        .await;
+    let windows: Vec<&str> = pages
+        .iter()
+        .filter(|request| {
+            request.path == "/pager"
+                && request.body["groupLabels"]["alertname"] == "AvailabilityBurnRate"
+        })
+        .flat_map(|request| request.body["alerts"].as_array().unwrap())
+        .map(|alert| alert["labels"]["window"].as_str().unwrap())
+        .collect();
+    assert!(
+        !windows.is_empty() && windows.iter().all(|window| *window == "1h"),
+        "{windows:?}"
+    );
+    let firing: Vec<String> = prometheus
+        .alerts()
+        .await
+        .iter()
+        .filter(|alert| alert["labels"]["alertname"] == "AvailabilityBurnRate")
+        .map(|alert| alert["labels"]["window"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(firing.len(), 4, "{firing:?}");
+
     // Every expression's value returns a series from the demo's metrics.
     for group in rules.groups() {
         for rule in group.rules {

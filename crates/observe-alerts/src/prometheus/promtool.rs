@@ -107,14 +107,15 @@ impl PrometheusRules {
                 ],
             },
             Case {
-                comment: "SlowResponses: a mean of 2.1 s fires, 2 s does not".into(),
+                comment: "SlowResponses: a mean of 2.1 s fires after `for`; 0.1 s from 10m resolves".into(),
                 series: vec![
-                    (self.duration_series("count", None), "0+10x20".into()),
-                    (self.duration_series("sum", None), "0+21x20".into()),
+                    (self.duration_series("count", None), "0+10x30".into()),
+                    (self.duration_series("sum", None), "0+21x10 210+1x20".into()),
                 ],
                 checks: vec![
                     Check { eval_time: "1m", alertname: "SlowResponses", firing: none() },
                     Check { eval_time: "10m", alertname: "SlowResponses", firing: vec![(job(), "2.1s".into())] },
+                    Check { eval_time: "20m", alertname: "SlowResponses", firing: none() },
                 ],
             },
             Case {
@@ -126,13 +127,18 @@ impl PrometheusRules {
                 checks: vec![Check { eval_time: "10m", alertname: "SlowResponses", firing: none() }],
             },
             Case {
-                comment: "SlowResponsesP95: every request between 2.5 and 5 s: p95 4.875 s".into(),
+                comment: "SlowResponsesP95: every request between 2.5 and 5 s (p95 4.875 s) fires after `for`; all under 1 s from 11m resolves".into(),
                 series: vec![
-                    (self.duration_series("bucket", Some("2.5")), "0+0x20".into()),
-                    (self.duration_series("bucket", Some("5")), "0+10x20".into()),
-                    (self.duration_series("bucket", Some("+Inf")), "0+10x20".into()),
+                    (self.duration_series("bucket", Some("1")), "0x10 0+10x20".into()),
+                    (self.duration_series("bucket", Some("2.5")), "0x10 0+10x20".into()),
+                    (self.duration_series("bucket", Some("5")), "0+10x30".into()),
+                    (self.duration_series("bucket", Some("+Inf")), "0+10x30".into()),
                 ],
-                checks: vec![Check { eval_time: "10m", alertname: "SlowResponsesP95", firing: vec![(job(), "4.875s".into())] }],
+                checks: vec![
+                    Check { eval_time: "1m", alertname: "SlowResponsesP95", firing: none() },
+                    Check { eval_time: "10m", alertname: "SlowResponsesP95", firing: vec![(job(), "4.875s".into())] },
+                    Check { eval_time: "20m", alertname: "SlowResponsesP95", firing: none() },
+                ],
             },
             Case {
                 comment: "SlowResponsesP95: every request under 1 s".into(),

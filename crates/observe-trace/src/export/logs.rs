@@ -52,22 +52,22 @@ struct SpanIds {
     span_id: Option<[u8; 8]>,
 }
 
-fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (index, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl Visit for SpanIds {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "trace_id" => self.trace_id = parse_hex(value),
-            "span_id" => self.span_id = parse_hex(value),
+            // Ids as the request span records them: lowercase hex.
+            "trace_id" => {
+                self.trace_id = opentelemetry::trace::TraceId::from_hex(value)
+                    .ok()
+                    .filter(|id| *id != opentelemetry::trace::TraceId::INVALID)
+                    .map(|id| id.to_bytes());
+            }
+            "span_id" => {
+                self.span_id = opentelemetry::trace::SpanId::from_hex(value)
+                    .ok()
+                    .filter(|id| *id != opentelemetry::trace::SpanId::INVALID)
+                    .map(|id| id.to_bytes());
+            }
             _ => {}
         }
     }
@@ -362,16 +362,6 @@ impl LogsTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_ids_parse_and_bad_ones_do_not() {
-        assert_eq!(
-            parse_hex::<8>("00f067aa0ba902b7"),
-            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
-        );
-        assert_eq!(parse_hex::<8>("00f067aa0ba902b"), None);
-        assert_eq!(parse_hex::<8>("00f067aa0ba902bz"), None);
-    }
 
     #[test]
     fn severities_are_opentelemetrys() {

@@ -89,17 +89,33 @@ pub(crate) struct SpanSink {
 
 impl SpanSink {
     pub(crate) fn send(&self, item: Item) {
+        if !self.enqueue(item) {
+            self.drop_spans(1);
+        }
+    }
+
+    /// Queues a log record; a full queue drops and counts it as a record.
+    pub(crate) fn send_log(&self, item: Item) {
+        if !self.enqueue(item) {
+            self.shared.drop_logs(1);
+        }
+    }
+
+    /// Queues `item`, waking the exporter when the queue is half full;
+    /// `false` when it did not fit (the caller counts what it lost).
+    fn enqueue(&self, item: Item) -> bool {
         let queued = self.shared.queued.fetch_add(1, Relaxed) + 1;
         match self.sender.try_send(item) {
             Ok(()) => {
                 if queued == self.shared.capacity / 2 {
                     self.exporter.unpark();
                 }
+                true
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.shared.queued.fetch_sub(1, Relaxed);
-                self.drop_spans(1);
                 self.exporter.unpark();
+                false
             }
         }
     }
@@ -109,23 +125,6 @@ impl SpanSink {
         self.shared.dropped.fetch_add(count, Relaxed);
         if let Some(counter) = &self.shared.dropped_counter {
             counter.increment(count);
-        }
-    }
-
-    /// Queues a log record; a full queue drops and counts it as a record.
-    pub(crate) fn send_log(&self, item: Item) {
-        let queued = self.shared.queued.fetch_add(1, Relaxed) + 1;
-        match self.sender.try_send(item) {
-            Ok(()) => {
-                if queued == self.shared.capacity / 2 {
-                    self.exporter.unpark();
-                }
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.shared.queued.fetch_sub(1, Relaxed);
-                self.shared.drop_logs(1);
-                self.exporter.unpark();
-            }
         }
     }
 }
