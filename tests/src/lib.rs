@@ -9,6 +9,7 @@ pub mod logs;
 pub mod otlp;
 pub mod postgres;
 pub mod prometheus;
+pub mod proxy;
 mod tool_server;
 pub mod webhook;
 

@@ -10,8 +10,8 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::{
-    CountingListener, DEFAULT_BUCKETS, MetricsLayer, RED_TICK, RedPoint, RedSnapshot,
-    UPKEEP_INTERVAL,
+    ConnectionErrors, CountingListener, DEFAULT_BUCKETS, MetricsLayer, RED_TICK, RedPoint,
+    RedSnapshot, UPKEEP_INTERVAL,
     naming::Naming,
     process,
     routes::{RouteTable, Sink},
@@ -101,6 +101,19 @@ impl Metrics {
     /// The layer that records requests into this registry.
     pub fn layer(&self) -> MetricsLayer {
         MetricsLayer::from(self.clone())
+    }
+
+    /// The `http_connection_errors_total{reason}` counters, for a server to
+    /// count what it refuses. Registered at the first call; every call
+    /// returns the same series.
+    pub fn connection_errors(&self) -> ConnectionErrors {
+        ConnectionErrors::new(self.inner.routes.sink())
+    }
+
+    /// The `active_connections` gauge, for a server that accepts connections
+    /// itself: up one per accepted connection, down one when it closes.
+    pub fn active_connections(&self) -> Gauge {
+        self.inner.routes.sink().active_connections()
     }
 
     /// Wraps `listener` so `active_connections` counts its open connections.

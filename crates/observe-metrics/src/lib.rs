@@ -25,6 +25,7 @@
 //! | `http_requests_in_flight` | gauge | `method`, `endpoint` |
 //! | `errors_total` | counter | `error_type`, `service` |
 //! | `active_connections` | gauge | |
+//! | `http_connection_errors_total` | counter | `reason` ([`ConnectionError`]), counted by a server such as `observe`'s `serve` |
 //!
 //! `endpoint` is axum's [`MatchedPath`](axum::extract::MatchedPath), the
 //! route template with nested prefixes (`/api/v1/groups/{group_id}/parse`);
@@ -69,6 +70,7 @@
 //! # }
 //! ```
 
+mod connections;
 mod handle;
 mod listener;
 mod middleware;
@@ -79,6 +81,7 @@ mod router;
 pub use router::{require_bearer_or_query_token, require_bearer_token};
 mod routes;
 
+pub use connections::{CONNECTION_ERRORS_TOTAL, ConnectionError, ConnectionErrors};
 pub use handle::{GlobalRecorderError, InvalidBuckets, Metrics, MetricsBuilder};
 pub use listener::{CountedIo, CountingListener};
 pub use middleware::{MetricsLayer, MetricsService, ResponseFuture};

@@ -37,7 +37,7 @@ use crate::{
     red::{RedWindow, Totals},
 };
 
-static METADATA: Metadata<'static> =
+pub(crate) static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 /// Route slots of the lock-free table.

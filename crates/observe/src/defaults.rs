@@ -27,6 +27,10 @@
 //! | `OBSERVE_HEALTH_REFRESH_INTERVAL` | re-run the health checks in the background this often | none: when probed |
 //! | `OBSERVE_HEALTH_DETAILS` | `hidden` (raw check errors only with the token) or `always` | `hidden` |
 //! | `OBSERVE_HEALTH_TOKEN` | bearer token that shows raw check errors in health bodies | none |
+//! | `OBSERVE_HEADER_READ_TIMEOUT` | how long [`serve`](crate::Observability::serve) waits for a request head, from the accept or its first byte | [`HEADER_READ_TIMEOUT`] |
+//! | `OBSERVE_IDLE_TIMEOUT` | how long `serve` keeps a silent keep-alive connection between requests | [`IDLE_TIMEOUT`] |
+//! | `OBSERVE_BODY_READ_TIMEOUT` | how long a request body may go without a byte while the service reads it (then `408`) | [`BODY_READ_TIMEOUT`] |
+//! | `OBSERVE_MAX_CONNECTIONS` | open connections `serve` holds; more are closed at once and counted | the open-file limit less [`RESERVED_FILE_DESCRIPTORS`] or a tenth |
 //! | `OBSERVE_READINESS_DELAY` | how long [`serve`](crate::Observability::serve) keeps accepting with readiness at `503` after a shutdown signal | [`READINESS_DELAY`] |
 //! | `OBSERVE_LOG_OTLP` | `true`: also export every log line as an OTLP log record to the traces' collector | `false` |
 //! | `OBSERVE_ALERTS` | `false` turns the in-process alert engine off | `true` |
@@ -58,6 +62,9 @@
 
 use std::time::Duration;
 
+pub use crate::serve::{
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, RESERVED_FILE_DESCRIPTORS,
+};
 pub use observe_alerts::{
     DEFAULT_DB_POOL_PERCENT as ALERT_DB_POOL_PERCENT, DEFAULT_DISK_PERCENT as ALERT_DISK_PERCENT,
     DEFAULT_ERROR_RATE as ALERT_ERROR_RATE, DEFAULT_EVAL_INTERVAL as ALERT_EVAL_INTERVAL,

@@ -5,9 +5,12 @@ use observe_request_id::{RequestIdLayer, RequestIdService};
 use observe_trace::{Trace, TraceLayer};
 use tower_layer::Layer;
 
+use crate::{BodyOutcomeLayer, BodyOutcomeService};
+
 /// The whole stack as one layer, from [`Observability::layer`](crate::Observability::layer).
 ///
-/// Outermost first: request id, trace, metrics, request log, error capture. Add it with
+/// Outermost first: request id, trace, metrics, request log, error capture,
+/// and innermost [`BodyOutcomeLayer`] (a failed body read as `499`/`408`). Add it with
 /// `Router::layer`, so the metrics know the route template.
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
@@ -19,7 +22,8 @@ pub struct ObserveLayer {
 }
 
 /// The service [`ObserveLayer`] wraps around an inner service `S`.
-pub type ObserveService<S> = RequestIdService<Trace<MetricsService<RequestLog<ErrorCapture<S>>>>>;
+pub type ObserveService<S> =
+    RequestIdService<Trace<MetricsService<RequestLog<ErrorCapture<BodyOutcomeService<S>>>>>>;
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = ObserveService<S>;
@@ -27,8 +31,10 @@ impl<S> Layer<S> for ObserveLayer {
     fn layer(&self, inner: S) -> Self::Service {
         self.request_id.layer(
             self.trace.layer(
-                self.metrics
-                    .layer(self.request_log.layer(self.errors.layer(inner))),
+                self.metrics.layer(
+                    self.request_log
+                        .layer(self.errors.layer(BodyOutcomeLayer::new().layer(inner))),
+                ),
             ),
         )
     }

@@ -64,6 +64,10 @@ pub use config::ConfigError;
 pub use layer::{ObserveLayer, ObserveService};
 pub use log_config::LogOutput;
 pub use observability::{Observability, ObservabilityBuilder};
+pub use serve::{
+    BodyOutcome, BodyOutcomeFuture, BodyOutcomeLayer, BodyOutcomeService, BodyReadTimeout,
+    CLIENT_CLOSED_STATUS, ServerLimits, WatchedBody,
+};
 
 pub use observe_alerts::{self as alerts, Alerts};
 pub use observe_errors::{self as errors, AppError, ErrorReport};

@@ -11,11 +11,12 @@ use observe_metrics::{Metrics, RedSnapshot};
 use observe_request_id::RequestIdLayer;
 
 use crate::{
-    ConfigError, ObserveLayer,
+    ConfigError, ObserveLayer, ServerLimits,
     alert_config::AlertOptions,
     config::Env,
     defaults::{ENVIRONMENT, LOG_FILTER, READINESS_DELAY, SHUTDOWN_TIMEOUT},
     log_config::{LogOptions, LogOutput, SharedWriter},
+    serve::ServerOptions,
     trace_config::TraceOptions,
 };
 
@@ -37,6 +38,7 @@ struct Inner {
     metrics_addr: Option<SocketAddr>,
     health: Health,
     readiness_delay: Duration,
+    server_limits: ServerLimits,
     logging: Logging,
     dispatch: tracing::Dispatch,
     tracing: observe_trace::Tracing,
@@ -71,6 +73,7 @@ pub struct ObservabilityBuilder {
     health_details: Option<DetailsPolicy>,
     health_token: Option<String>,
     readiness_delay: Option<Duration>,
+    server: ServerOptions,
     alerts: AlertOptions,
     env: Env,
 }
@@ -98,6 +101,7 @@ impl Observability {
             health_details: None,
             health_token: None,
             readiness_delay: None,
+            server: ServerOptions::default(),
             alerts: AlertOptions::default(),
             env: Env::Process,
         }
@@ -282,6 +286,11 @@ impl Observability {
     /// routing here before the listener closes.
     pub fn readiness_delay(&self) -> Duration {
         self.inner.readiness_delay
+    }
+
+    /// How [`serve`](Self::serve) bounds slow clients and open connections.
+    pub fn server_limits(&self) -> &ServerLimits {
+        &self.inner.server_limits
     }
 }
 
@@ -512,6 +521,41 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// How long [`serve`](Observability::serve) waits for a request head,
+    /// from the accept or the head's first byte (default
+    /// [`HEADER_READ_TIMEOUT`](crate::defaults::HEADER_READ_TIMEOUT)); then
+    /// the connection is closed and counted as `header_timeout`.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.server.header_read_timeout = Some(timeout);
+        self
+    }
+
+    /// How long [`serve`](Observability::serve) keeps a silent keep-alive
+    /// connection open between requests (default
+    /// [`IDLE_TIMEOUT`](crate::defaults::IDLE_TIMEOUT)).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.server.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a request body may go without a byte while the service
+    /// reads it under [`serve`](Observability::serve) (default
+    /// [`BODY_READ_TIMEOUT`](crate::defaults::BODY_READ_TIMEOUT)); then the
+    /// read fails and the request is answered and recorded as `408`.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.server.body_read_timeout = Some(timeout);
+        self
+    }
+
+    /// Open connections [`serve`](Observability::serve) holds at most; one
+    /// more is accepted, closed at once and counted as `connection_limit`.
+    /// Default: the process's open-file limit less a reserve (see
+    /// [`RESERVED_FILE_DESCRIPTORS`](crate::defaults::RESERVED_FILE_DESCRIPTORS)).
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.server.max_connections = Some(connections);
+        self
+    }
+
     /// Also exports every log line as an OTLP log record, with its trace
     /// and span ids, to the traces' collector (`OBSERVE_LOG_OTLP`, default
     /// `false`); needs `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -635,6 +679,7 @@ impl ObservabilityBuilder {
                 .duration("OBSERVE_READINESS_DELAY")?
                 .unwrap_or(READINESS_DELAY),
         };
+        let server_limits = self.server.build(env)?;
 
         if self.install_metrics_recorder {
             metrics.registry.install_global().map_err(|error| {
@@ -684,6 +729,7 @@ impl ObservabilityBuilder {
                 metrics_addr: metrics.addr,
                 health,
                 readiness_delay,
+                server_limits,
                 logging: log.logging,
                 dispatch,
                 tracing,

@@ -1,6 +1,7 @@
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex, PoisonError},
+    time::Duration,
 };
 
 use axum::{
@@ -24,6 +25,11 @@ const MAX_LIMIT: u32 = 100;
 /// The page size of `comments` when `limit` is not given.
 const DEFAULT_PAGE: u32 = 50;
 
+/// How long one parse may take in all: its VK calls, their waits for a
+/// rate-limit slot and its write transaction. Past it the client gets `504`
+/// and nothing of the parse is stored.
+pub const PARSE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +48,7 @@ struct Inner {
     parsing: Mutex<HashSet<String>>,
     /// What `GET /` says the VK API is.
     vk_api: String,
+    parse_timeout: Duration,
 }
 
 /// What `GET /` says when the VK calls go to the offline stand-in.
@@ -67,6 +74,7 @@ impl AppState {
                 cache: None,
                 parsing: Mutex::new(HashSet::new()),
                 vk_api: OFFLINE_VK_API.to_owned(),
+                parse_timeout: PARSE_TIMEOUT,
             }),
         }
     }
@@ -76,6 +84,15 @@ impl AppState {
     pub fn vk_api_description(mut self, description: impl Into<String>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.vk_api = description.into();
+        }
+        self
+    }
+
+    /// Bounds each parse (default [`PARSE_TIMEOUT`]). Call it before the
+    /// state is cloned.
+    pub fn parse_timeout(mut self, limit: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.parse_timeout = limit;
         }
         self
     }
@@ -114,14 +131,23 @@ impl AppState {
     }
 }
 
-/// A store failure: the cause goes to the log, the client gets a 503.
+/// A store failure: the cause goes to the log, the client gets a 503, or a
+/// 504 when the database did not answer in time.
 fn unavailable(error: StoreError) -> AppError {
-    AppError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "database_unavailable",
-        "the database is not available, try again later",
-    )
-    .with_source(std::io::Error::other(error.to_string()))
+    let problem = if error.timed_out() {
+        AppError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "database_timeout",
+            "the database did not answer in time, try again later",
+        )
+    } else {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is not available, try again later",
+        )
+    };
+    problem.with_source(std::io::Error::other(error.to_string()))
 }
 
 fn duplicate(group: &str) -> AppError {
@@ -282,10 +308,25 @@ async fn parse(
     };
     let started = std::time::Instant::now();
     // A span of the trace, with a child per VK call and database batch.
-    let outcome = observe::trace::in_span(
-        "parse",
-        run_parse(&state, group, posts_limit, comments_per_post),
-    )
+    let parse_timeout = state.inner.parse_timeout;
+    let outcome = observe::trace::in_span("parse", async {
+        // Dropping the parse drops its transaction before it commits.
+        tokio::time::timeout(
+            parse_timeout,
+            run_parse(&state, group, posts_limit, comments_per_post),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(AppError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "parse_timeout",
+                "the parse took too long, try again with fewer posts",
+            )
+            .with_source(std::io::Error::other(format!(
+                "the parse took longer than {parse_timeout:?}"
+            ))))
+        })
+    })
     .await;
     if let Some(lock) = lock {
         lock.release().await;

@@ -21,10 +21,12 @@ pub mod standin;
 mod store;
 mod vk;
 
-pub use api::{AppState, DEFAULT_LABELLED_GROUPS, OFFLINE_VK_API, app};
+pub use api::{AppState, DEFAULT_LABELLED_GROUPS, OFFLINE_VK_API, PARSE_TIMEOUT, app};
 pub use cache::{Cache, DEFAULT_CACHE_TTL};
-pub use store::{Added, DEFAULT_DATABASE_URL, Store, StoreError};
-pub use vk::{API_VERSION, DEFAULT_API_BASE, DEFAULT_TIMEOUT, VkClient};
+pub use store::{
+    Added, DEFAULT_DATABASE_URL, STATEMENT_TIMEOUT, Store, StoreError, TRANSACTION_TIMEOUT,
+};
+pub use vk::{API_VERSION, DEFAULT_API_BASE, DEFAULT_TIMEOUT, MAX_WAITING_CALLS, VkClient};
 
 use std::net::SocketAddr;
 

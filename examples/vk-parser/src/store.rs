@@ -24,6 +24,13 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://vk-parser.db?mode=rwc";
 /// How long a query may wait for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long one statement may take, the wait for its connection included.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a parse's whole write transaction may take; past it the
+/// transaction's connection is closed, so the database rolls it back.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The schema: `migrations/`, compiled in. sqlx's migrator records what it
 /// applied and, on PostgreSQL, holds an advisory lock while it runs, so
 /// replicas starting together on a new database apply it once.
@@ -43,13 +50,38 @@ const POST_PAGE: &str = "SELECT post_id, comment_id, from_id, date, text FROM co
      WHERE group_id = $1 AND post_id = $2 ORDER BY comment_id LIMIT $3 OFFSET $4";
 
 /// The store failed: connecting, migrating, or a query. The text is for
-/// logs; clients get a generic 503 or 500.
+/// logs; clients get a generic 503, or 504 when the database did not answer
+/// in time.
 #[derive(Debug)]
-pub struct StoreError(String);
+pub struct StoreError {
+    message: String,
+    timed_out: bool,
+}
+
+impl StoreError {
+    fn new(message: String) -> Self {
+        Self {
+            message,
+            timed_out: false,
+        }
+    }
+
+    fn timeout(what: &str, limit: Duration) -> Self {
+        Self {
+            message: format!("{what} took longer than {limit:?}"),
+            timed_out: true,
+        }
+    }
+
+    /// Whether a statement or transaction deadline passed.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -57,7 +89,7 @@ impl std::error::Error for StoreError {}
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        Self(error.to_string())
+        Self::new(error.to_string())
     }
 }
 
@@ -66,6 +98,8 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: AnyPool,
     system: &'static str,
+    statement_timeout: Duration,
+    transaction_timeout: Duration,
 }
 
 /// What one parse added.
@@ -86,7 +120,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             "postgresql"
         } else {
-            return Err(StoreError(
+            return Err(StoreError::new(
                 "invalid DATABASE_URL: expected sqlite://FILE or postgres://USER@HOST/DB"
                     .to_owned(),
             ));
@@ -98,17 +132,46 @@ impl Store {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
-            .map_err(|error| StoreError(format!("cannot open the database: {error}")))?;
+            .map_err(|error| StoreError::new(format!("cannot open the database: {error}")))?;
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|error| StoreError(format!("cannot migrate the database: {error}")))?;
-        Ok(Self { pool, system })
+            .map_err(|error| StoreError::new(format!("cannot migrate the database: {error}")))?;
+        Ok(Self {
+            pool,
+            system,
+            statement_timeout: STATEMENT_TIMEOUT,
+            transaction_timeout: TRANSACTION_TIMEOUT,
+        })
+    }
+
+    /// Bounds each statement (default [`STATEMENT_TIMEOUT`]).
+    pub fn statement_timeout(mut self, limit: Duration) -> Self {
+        self.statement_timeout = limit;
+        self
+    }
+
+    /// Bounds each write transaction (default [`TRANSACTION_TIMEOUT`]).
+    pub fn transaction_timeout(mut self, limit: Duration) -> Self {
+        self.transaction_timeout = limit;
+        self
+    }
+
+    /// Runs one statement under the statement deadline.
+    async fn bounded<T>(
+        &self,
+        query: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.statement_timeout, query).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError::timeout("a statement", self.statement_timeout)),
+        }
     }
 
     /// Whether the database answers, for the health check.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        self.bounded(sqlx::query("SELECT 1").execute(&self.pool))
+            .await?;
         Ok(())
     }
 
@@ -135,62 +198,89 @@ impl Store {
         posts: &[Post],
         comments: &[Comment],
     ) -> Result<Added, StoreError> {
+        let mut connection = self.bounded(self.pool.acquire()).await?;
         let batch = async {
-            let mut transaction = self.pool.begin().await?;
+            let mut transaction = self
+                .bounded(sqlx::Connection::begin(&mut *connection))
+                .await?;
             let mut added = Added {
                 posts: 0,
                 comments: 0,
             };
             for post in posts {
-                added.posts += sqlx::query(INSERT_POST)
-                    .bind(group)
-                    .bind(post.id as i64)
-                    .bind(&post.text)
-                    .bind(i64::from(post.comments))
-                    .execute(&mut *transaction)
+                added.posts += self
+                    .bounded(
+                        sqlx::query(INSERT_POST)
+                            .bind(group)
+                            .bind(post.id as i64)
+                            .bind(&post.text)
+                            .bind(i64::from(post.comments))
+                            .execute(&mut *transaction),
+                    )
                     .await?
                     .rows_affected();
             }
             for comment in comments {
-                added.comments += sqlx::query(INSERT_COMMENT)
-                    .bind(group)
-                    .bind(comment.post_id as i64)
-                    .bind(comment.id as i64)
-                    .bind(comment.from_id)
-                    .bind(comment.date as i64)
-                    .bind(&comment.text)
-                    .execute(&mut *transaction)
+                added.comments += self
+                    .bounded(
+                        sqlx::query(INSERT_COMMENT)
+                            .bind(group)
+                            .bind(comment.post_id as i64)
+                            .bind(comment.id as i64)
+                            .bind(comment.from_id)
+                            .bind(comment.date as i64)
+                            .bind(&comment.text)
+                            .execute(&mut *transaction),
+                    )
                     .await?
                     .rows_affected();
             }
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(added)
+            self.bounded(transaction.commit()).await?;
+            Ok::<_, StoreError>(added)
         };
         // sqlx keeps the `tracing` span of a connection's last command until
         // its next one (SQLite's worker thread does), which would hold this
         // span and the parse above it open: the statements run under no span,
         // the batch span times them from outside.
-        Ok(batch
+        let batch = batch
             .instrument(tracing::Span::none())
-            .instrument(observe::trace::db::query(self.system, INSERT_COMMENT))
-            .await?)
+            .instrument(observe::trace::db::query(self.system, INSERT_COMMENT));
+        let outcome = match tokio::time::timeout(self.transaction_timeout, batch).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(StoreError::timeout(
+                "the write transaction",
+                self.transaction_timeout,
+            )),
+        };
+        if outcome.is_err() {
+            // Mid-transaction, maybe mid-statement: not a connection to hand
+            // to the next caller. Closing it makes the database roll back.
+            connection.close_on_drop();
+        }
+        outcome
     }
 
     /// Totals of `group`: `None` when nothing of it is stored.
     pub async fn stats(&self, group: &str) -> Result<Option<(u64, u64)>, StoreError> {
-        let posts: i64 = sqlx::query(COUNT_POSTS)
-            .bind(group)
-            .fetch_one(&self.pool)
-            .instrument(observe::trace::db::query(self.system, COUNT_POSTS))
+        let posts: i64 = self
+            .bounded(
+                sqlx::query(COUNT_POSTS)
+                    .bind(group)
+                    .fetch_one(&self.pool)
+                    .instrument(observe::trace::db::query(self.system, COUNT_POSTS)),
+            )
             .await?
             .try_get(0)?;
         if posts == 0 {
             return Ok(None);
         }
-        let comments: i64 = sqlx::query(COUNT_COMMENTS)
-            .bind(group)
-            .fetch_one(&self.pool)
-            .instrument(observe::trace::db::query(self.system, COUNT_COMMENTS))
+        let comments: i64 = self
+            .bounded(
+                sqlx::query(COUNT_COMMENTS)
+                    .bind(group)
+                    .fetch_one(&self.pool)
+                    .instrument(observe::trace::db::query(self.system, COUNT_COMMENTS)),
+            )
             .await?
             .try_get(0)?;
         Ok(Some((posts as u64, comments as u64)))
@@ -206,34 +296,46 @@ impl Store {
     ) -> Result<(u64, Vec<Comment>), StoreError> {
         let (total, rows) = match post_id {
             None => {
-                let total: i64 = sqlx::query(COUNT_COMMENTS)
-                    .bind(group)
-                    .fetch_one(&self.pool)
+                let total: i64 = self
+                    .bounded(
+                        sqlx::query(COUNT_COMMENTS)
+                            .bind(group)
+                            .fetch_one(&self.pool),
+                    )
                     .await?
                     .try_get(0)?;
-                let rows = sqlx::query(PAGE)
-                    .bind(group)
-                    .bind(i64::from(limit))
-                    .bind(i64::from(offset))
-                    .fetch_all(&self.pool)
-                    .instrument(observe::trace::db::query(self.system, PAGE))
+                let rows = self
+                    .bounded(
+                        sqlx::query(PAGE)
+                            .bind(group)
+                            .bind(i64::from(limit))
+                            .bind(i64::from(offset))
+                            .fetch_all(&self.pool)
+                            .instrument(observe::trace::db::query(self.system, PAGE)),
+                    )
                     .await?;
                 (total, rows)
             }
             Some(post_id) => {
-                let total: i64 = sqlx::query(COUNT_POST_COMMENTS)
-                    .bind(group)
-                    .bind(post_id as i64)
-                    .fetch_one(&self.pool)
+                let total: i64 = self
+                    .bounded(
+                        sqlx::query(COUNT_POST_COMMENTS)
+                            .bind(group)
+                            .bind(post_id as i64)
+                            .fetch_one(&self.pool),
+                    )
                     .await?
                     .try_get(0)?;
-                let rows = sqlx::query(POST_PAGE)
-                    .bind(group)
-                    .bind(post_id as i64)
-                    .bind(i64::from(limit))
-                    .bind(i64::from(offset))
-                    .fetch_all(&self.pool)
-                    .instrument(observe::trace::db::query(self.system, POST_PAGE))
+                let rows = self
+                    .bounded(
+                        sqlx::query(POST_PAGE)
+                            .bind(group)
+                            .bind(post_id as i64)
+                            .bind(i64::from(limit))
+                            .bind(i64::from(offset))
+                            .fetch_all(&self.pool)
+                            .instrument(observe::trace::db::query(self.system, POST_PAGE)),
+                    )
                     .await?;
                 (total, rows)
             }

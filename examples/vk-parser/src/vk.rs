@@ -8,7 +8,10 @@
 //! transport errors are logged without their URL).
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -27,6 +30,10 @@ pub const DEFAULT_API_BASE: &str = "https://api.vk.com";
 
 /// VK's limit for user tokens.
 const REQUESTS_PER_SECOND: u32 = 3;
+
+/// Calls that may wait for a rate-limit slot at once: ten seconds of VK's
+/// limit. One more is answered `503` at once rather than queued.
+pub const MAX_WAITING_CALLS: usize = 30;
 
 /// How many times errors 6 and 10 are tried again.
 const RETRIES: u32 = 3;
@@ -51,8 +58,12 @@ struct Inner {
     metrics: observe::Metrics,
     /// Fetched pages, when Redis is configured.
     cache: Option<crate::cache::Cache>,
-    /// When the next request may start: one every 1/3 s.
+    /// When the next request may start: one every 1/3 s. Held while its
+    /// caller waits for that moment, so callers queue in order, and a
+    /// caller dropped in the queue or while waiting takes no slot.
     next_slot: Mutex<Instant>,
+    /// Calls in the queue for `next_slot`.
+    waiting: AtomicUsize,
 }
 
 impl std::fmt::Debug for VkClient {
@@ -112,10 +123,15 @@ enum Page<T> {
 /// Why a VK call failed, before it becomes an answer.
 #[derive(Debug)]
 enum Failure {
-    Vk { code: u32, message: String },
+    Vk {
+        code: u32,
+        message: String,
+    },
     Timeout,
     Transport(String),
     Malformed(String),
+    /// [`MAX_WAITING_CALLS`] wait for a rate-limit slot already.
+    Busy,
 }
 
 impl VkClient {
@@ -140,6 +156,7 @@ impl VkClient {
                 metrics,
                 cache: None,
                 next_slot: Mutex::new(Instant::now()),
+                waiting: AtomicUsize::new(0),
             }),
         })
     }
@@ -230,6 +247,7 @@ impl VkClient {
                 Err(Failure::Timeout) => "timeout",
                 Err(Failure::Transport(_)) => "unreachable",
                 Err(Failure::Malformed(_)) => "malformed",
+                Err(Failure::Busy) => "queue_full",
             };
             self.inner.metrics.in_scope(|| {
                 metrics::counter!("vk_api_requests_total", "method" => method, "status" => status)
@@ -274,7 +292,7 @@ impl VkClient {
             });
             return Ok(Page::Cached(response));
         }
-        self.wait_for_slot().await;
+        self.wait_for_slot().await?;
         let url = format!("{}/method/{method}", self.inner.base);
         let request = self
             .inner
@@ -324,17 +342,32 @@ impl VkClient {
     }
 
     /// Waits for the next of the three slots a second, so bursts of parses
-    /// stay under VK's limit.
-    async fn wait_for_slot(&self) {
+    /// stay under VK's limit; [`Failure::Busy`] at once when
+    /// [`MAX_WAITING_CALLS`] wait already.
+    async fn wait_for_slot(&self) -> Result<(), Failure> {
+        let waiting = &self.inner.waiting;
+        if waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_CALLS {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Failure::Busy);
+        }
+        let _queued = Queued(waiting);
         let interval = Duration::from_secs(1) / REQUESTS_PER_SECOND;
-        let start = {
-            let mut next = self.inner.next_slot.lock().await;
-            let now = Instant::now();
-            let start = (*next).max(now);
-            *next = start + interval;
-            start
-        };
-        tokio::time::sleep_until(start.into()).await;
+        // Fair: the lock is handed out in the order it was asked for.
+        let mut next = self.inner.next_slot.lock().await;
+        tokio::time::sleep_until((*next).into()).await;
+        // Taken only now: a caller dropped before this point leaves the
+        // slot to the next in the queue.
+        *next = Instant::now() + interval;
+        Ok(())
+    }
+}
+
+/// A place in the queue for a rate-limit slot, left when dropped.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -407,10 +440,16 @@ fn answer(method: &'static str, failure: Failure) -> AppError {
             "vk_unavailable",
             "VK could not be reached",
         ),
+        Failure::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "vk_queue_full",
+            "too many requests are waiting for VK, try again later",
+        ),
     };
     let cause = match failure {
         Failure::Vk { code, message } => format!("VK error {code}: {message}"),
         Failure::Timeout => "timed out".to_owned(),
+        Failure::Busy => format!("{MAX_WAITING_CALLS} calls wait for a VK rate-limit slot"),
         Failure::Transport(error) | Failure::Malformed(error) => error,
     };
     AppError::new(status, error_type, detail)

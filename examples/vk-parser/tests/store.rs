@@ -304,3 +304,110 @@ async fn a_database_url_of_another_kind_is_refused() {
         .unwrap_err();
     assert!(error.to_string().contains("DATABASE_URL"), "{error}");
 }
+
+/// A PostgreSQL that stalls mid-transaction (a proxy that stops passing
+/// bytes once the comments' insert is sent): the parse answers 504 at the
+/// statement deadline, and the half-written transaction is rolled back, so
+/// the same parse stores everything once the database is back.
+#[tokio::test]
+async fn a_database_stalling_mid_transaction_answers_504_and_rolls_back() {
+    let database = TempDatabase::create("store_stall").await;
+    let proxy =
+        observe_tests::proxy::FreezableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let url = database
+        .url()
+        .replace("127.0.0.1:5432", &proxy.addr.to_string());
+    assert_ne!(
+        url,
+        database.url(),
+        "the test database is not on 127.0.0.1:5432"
+    );
+    let store = Store::connect(&url)
+        .await
+        .unwrap()
+        .statement_timeout(Duration::from_millis(500))
+        .transaction_timeout(Duration::from_secs(2));
+    let obs = Observability::builder("vk-parser-test")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .env_vars::<&str, &str>([])
+        .init()
+        .unwrap();
+    let base = common::standin(Default::default()).await;
+    let vk = common::vk_client(&obs, &base, Duration::from_secs(5));
+    let app = obs.router(vk_parser::app(AppState::new(
+        store,
+        vk,
+        obs.metrics().clone(),
+    )));
+    let job = json!({"posts_limit": 2, "comments_per_post": 2});
+
+    proxy.freeze_on(b"INSERT INTO comments");
+    let started = std::time::Instant::now();
+    let (status, problem) = call(
+        &app,
+        "POST",
+        "/api/v1/groups/stall/parse",
+        Some(job.clone()),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{problem}");
+    assert_eq!(problem["error_type"], "database_timeout");
+    assert!(proxy.is_frozen(), "the stall was not reached");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "answered after {took:?}"
+    );
+    // Reads are bounded too.
+    let (status, problem) = call(&app, "GET", "/api/v1/groups/stall/stats", None).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{problem}");
+
+    proxy.thaw();
+    // Had the first transaction committed, nothing would be new; had it
+    // stayed open, its row locks would stall this one.
+    let (status, parsed) = call(&app, "POST", "/api/v1/groups/stall/parse", Some(job)).await;
+    assert_eq!(status, StatusCode::OK, "{parsed}");
+    assert_eq!(parsed["posts_added"], 2);
+    assert_eq!(parsed["comments_added"], 4);
+}
+
+/// The whole parse is bounded: a VK that answers slowly gets a 504 and
+/// nothing is stored.
+#[tokio::test]
+async fn a_parse_past_its_deadline_answers_504_and_stores_nothing() {
+    let database = TempDatabase::create("store_parse_deadline").await;
+    let store = Store::connect(database.url()).await.unwrap();
+    let obs = Observability::builder("vk-parser-test")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .env_vars::<&str, &str>([])
+        .init()
+        .unwrap();
+    let base = common::standin(vk_parser::standin::server::Faults {
+        error_rate: 0.0,
+        latency: Duration::from_millis(300),
+    })
+    .await;
+    let vk = common::vk_client(&obs, &base, Duration::from_secs(5));
+    let state =
+        AppState::new(store, vk, obs.metrics().clone()).parse_timeout(Duration::from_millis(800));
+    let app = obs.router(vk_parser::app(state));
+    let started = std::time::Instant::now();
+    let (status, problem) = call(
+        &app,
+        "POST",
+        "/api/v1/groups/slow/parse",
+        Some(json!({"posts_limit": 5, "comments_per_post": 1})),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{problem}");
+    assert_eq!(problem["error_type"], "parse_timeout");
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    let (status, _) = call(&app, "GET", "/api/v1/groups/slow/stats", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

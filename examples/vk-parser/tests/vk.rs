@@ -330,3 +330,97 @@ fn the_client_keeps_to_three_requests_a_second_and_the_standin_injects_errors() 
         let _ = std::fs::remove_file(&file);
     });
 }
+
+#[test]
+fn abandoned_parses_free_their_rate_limit_slots_and_a_full_queue_answers_503_at_once() {
+    let obs = Observability::builder("vk-parser")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .env_vars::<&str, &str>([])
+        .init()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (url, file) = common::sqlite("slots");
+        let store = Store::connect(&url).await.unwrap();
+        let base = common::standin(Default::default()).await;
+        let vk = common::vk_client(&obs, &base, Duration::from_secs(5));
+        let app = obs.router(vk_parser::app(AppState::new(
+            store,
+            vk,
+            obs.metrics().clone(),
+        )));
+        let job = json!({"posts_limit": 3, "comments_per_post": 1});
+
+        // Twenty parses, each queued for a slot, given up after 200 ms: at
+        // three calls a second they held 6.7 s of slots before.
+        let abandoned: Vec<_> = (0..20)
+            .map(|n| {
+                let (app, job) = (app.clone(), job.clone());
+                tokio::spawn(async move {
+                    let path = format!("/api/v1/groups/abandoned{n}/parse");
+                    tokio::time::timeout(
+                        Duration::from_millis(200),
+                        call(&app, "POST", &path, Some(job)),
+                    )
+                    .await
+                    .is_err()
+                })
+            })
+            .collect();
+        for parse in abandoned {
+            assert!(parse.await.unwrap(), "a parse finished within 200 ms");
+        }
+        let started = std::time::Instant::now();
+        let (status, _, parsed) = call(
+            &app,
+            "POST",
+            "/api/v1/groups/after/parse",
+            Some(json!({"posts_limit": 1, "comments_per_post": 1})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{parsed}");
+        // Two calls: at most one slot's wait before each.
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "waited {took:?}");
+
+        // The queue full: the next call is refused at once.
+        let queued: Vec<_> = (0..vk_parser::MAX_WAITING_CALLS + 5)
+            .map(|n| {
+                let (app, job) = (app.clone(), job.clone());
+                tokio::spawn(async move {
+                    let path = format!("/api/v1/groups/queued{n}/parse");
+                    call(&app, "POST", &path, Some(job)).await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let (status, content_type, problem) = call(
+            &app,
+            "POST",
+            "/api/v1/groups/one_too_many/parse",
+            Some(job.clone()),
+        )
+        .await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(problem["error_type"], "vk_queue_full");
+        assert!(took < Duration::from_millis(300), "refused after {took:?}");
+        for parse in queued {
+            parse.abort();
+        }
+        let text = obs.metrics().render();
+        let samples = prometheus::samples(&text);
+        assert!(
+            prometheus::sum(
+                &samples,
+                "vk_api_requests_total",
+                &[("status", "queue_full")]
+            ) >= 6.0,
+            "{text}"
+        );
+        let _ = std::fs::remove_file(&file);
+    });
+}

@@ -44,19 +44,17 @@ pub(crate) async fn call(
         .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
         .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
     let header = |name: &str| {
-        response
-            .headers()
+        parts
+            .headers
             .get(name)
             .map(|value| value.to_str().unwrap().to_owned())
             .unwrap_or_default()
     };
-    let (status, request_id, content_type) = (
-        response.status(),
-        header("x-request-id"),
-        header("content-type"),
-    );
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (status, request_id, content_type) =
+        (parts.status, header("x-request-id"), header("content-type"));
+    let bytes = body.collect().await.unwrap().to_bytes();
     Reply {
         status,
         request_id,

@@ -1,9 +1,42 @@
-use std::{future::Future, io, net::SocketAddr};
+mod body;
+mod connection;
+mod limits;
+mod refusals;
 
-use axum::{Router, serve::ListenerExt};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use std::{
+    future::Future,
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::Router;
+use metrics::Gauge;
+use observe_metrics::ConnectionError;
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::{JoinHandle, JoinSet},
+};
+
+pub use body::{
+    BodyOutcome, BodyOutcomeFuture, BodyOutcomeLayer, BodyOutcomeService, BodyReadTimeout,
+    CLIENT_CLOSED_STATUS, WatchedBody,
+};
+pub(crate) use limits::ServerOptions;
+pub use limits::{
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, RESERVED_FILE_DESCRIPTORS, ServerLimits,
+};
 
 use crate::Observability;
+use connection::Server;
+
+/// How long the accept loop waits after a failed accept (out of file
+/// descriptors) before it tries again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 impl Observability {
     /// Serves `app` on `listener` until SIGTERM or SIGINT, then turns
@@ -79,16 +112,16 @@ impl Observability {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let (draining, drain_started) = oneshot::channel();
+        let limits = *self.server_limits();
+        let server = Arc::new(Server::new(app, limits, self.metrics().connection_errors()));
+        let open = Arc::new(AtomicUsize::new(0));
+        let active_connections = self.metrics().active_connections();
+        let (stop, stopped) = watch::channel(false);
+        let mut connections = JoinSet::new();
+
         let health = self.health().clone();
         let readiness_delay = self.readiness_delay();
-        // `tap_io` is what gives a wrapped listener axum's `ConnectInfo`.
-        let listener = self.metrics().counting_listener(listener).tap_io(|_| ());
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let shutdown = async move {
             shutdown.await;
             // Readiness fails first, so load balancers stop routing here while
             // the listener still accepts.
@@ -100,32 +133,65 @@ impl Observability {
                 );
                 tokio::time::sleep(readiness_delay).await;
             }
-            let _ = draining.send(());
-        });
-        let server = std::future::IntoFuture::into_future(server);
-        tokio::pin!(server);
-        tokio::select! {
-            // A server with nothing open can finish in the same poll as the
-            // signal; the drain is still reported.
-            biased;
-            Ok(()) = drain_started => {}
-            result = &mut server => return result,
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        if open.load(Ordering::Acquire) >= limits.max_connections {
+                            server.count(ConnectionError::ConnectionLimit, Some(peer));
+                            // Closed at once: a refused client learns now,
+                            // and the file descriptor is free again.
+                            drop(stream);
+                            continue;
+                        }
+                        let slot = ConnectionSlot::new(open.clone(), active_connections.clone());
+                        connections.spawn(connection::serve(
+                            server.clone(),
+                            stream,
+                            slot,
+                            peer,
+                            stopped.clone(),
+                        ));
+                    }
+                    Err(error) if is_per_connection(&error) => {}
+                    Err(error) => {
+                        server.count(ConnectionError::AcceptFailed, None);
+                        tracing::debug!(%error, "accept failed");
+                        // Out of file descriptors, most likely: give open
+                        // connections time to end rather than spin.
+                        tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    }
+                },
+            }
         }
+        drop(listener);
+        let _ = stop.send(true);
         let timeout = self.shutdown_timeout();
         tracing::info!(?timeout, "shutdown signal received, draining open requests");
-        match tokio::time::timeout(timeout, server).await {
-            Ok(result) => {
-                tracing::info!("drained, shutdown complete");
-                result
-            }
+        let drained = tokio::time::timeout(timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        match drained {
+            Ok(()) => tracing::info!("drained, shutdown complete"),
             Err(_) => {
                 tracing::warn!(
                     ?timeout,
-                    "requests still open after the shutdown timeout; stopping without them"
+                    requests = server_requests(&connections),
+                    "requests still open after the shutdown timeout; cutting them"
                 );
-                Ok(())
+                // Dropping a connection drops its request: each is logged,
+                // counted and traced as 499 before the log is flushed.
+                connections.abort_all();
+                while connections.join_next().await.is_some() {}
             }
         }
+        Ok(())
     }
 
     /// Binds `OBSERVE_METRICS_ADDR` and serves the metrics router there.
@@ -173,6 +239,44 @@ impl MetricsServer {
         {
             task.abort();
         }
+    }
+}
+
+/// Accept errors that concern one connection only (it was reset before we
+/// took it): the next accept can go ahead.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Connections still being served.
+fn server_requests(connections: &JoinSet<()>) -> usize {
+    connections.len()
+}
+
+/// An accepted connection's place under the limit and in
+/// `active_connections`, given back when the socket closes.
+pub(crate) struct ConnectionSlot {
+    open: Arc<AtomicUsize>,
+    gauge: Gauge,
+}
+
+impl ConnectionSlot {
+    fn new(open: Arc<AtomicUsize>, gauge: Gauge) -> Self {
+        open.fetch_add(1, Ordering::AcqRel);
+        gauge.increment(1.0);
+        Self { open, gauge }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.gauge.decrement(1.0);
     }
 }
 
