@@ -71,15 +71,14 @@ async fn a_panic_is_one_json_line_with_its_backtrace_and_nothing_raw() {
     assert_eq!(line["status_code"], 500);
     assert_eq!(line["error_message"], "boom: the handler gave up");
     assert_eq!(line["request_id"], reply.header("x-request-id"));
-    let context: Value = serde_json::from_str(line["context"].as_str().unwrap()).unwrap();
     assert!(
-        context["location"]
+        line["context.location"]
             .as_str()
             .unwrap()
             .contains("panicking_server.rs"),
-        "{context}"
+        "{line}"
     );
-    let backtrace = context["backtrace"].as_str().unwrap();
+    let backtrace = line["context.backtrace"].as_str().unwrap();
     assert!(backtrace.lines().count() > 3, "{backtrace}");
     // The body stays generic.
     assert!(!String::from_utf8_lossy(&reply.body).contains("boom"));

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use axum::{Router, body::Body, routing::get};
 use observe::{
     AppError, Observability,
-    log::fields::{FIELDS, FieldType},
+    log::fields::{FIELDS, FieldType, find},
 };
 use observe_tests::logs::{LogBuffer, runtime_with};
 use serde_json::Value;
@@ -124,6 +124,25 @@ fn the_index_templates_map_every_field_observe_writes_with_its_type() {
         serde_json::from_str(&read("monitoring/elasticsearch/index-template-ecs.json")).unwrap();
     let (flat_mapped, ecs_mapped) = (mapped(&flat), mapped(&ecs));
     for field in FIELDS {
+        if let Some((flat_prefix, ecs_prefix)) = field.family() {
+            // A field per key: an object whose keys a dynamic template maps.
+            for (template, mapped, prefix, kind) in [
+                (&flat, &flat_mapped, flat_prefix, field.kind),
+                (&ecs, &ecs_mapped, ecs_prefix, field.ecs_kind),
+            ] {
+                let object = prefix.trim_end_matches('.');
+                assert_eq!(
+                    mapped.get(object).map(String::as_str),
+                    Some("object"),
+                    "{object}"
+                );
+                let first = &template["template"]["mappings"]["dynamic_templates"][0];
+                let (_, rule) = first.as_object().unwrap().iter().next().unwrap();
+                assert_eq!(rule["path_match"], format!("{prefix}*"), "{rule}");
+                assert_eq!(rule["mapping"]["type"], kind.elasticsearch(), "{rule}");
+            }
+            continue;
+        }
         assert_eq!(
             flat_mapped.get(field.name).map(String::as_str),
             Some(field.kind.elasticsearch()),
@@ -141,13 +160,16 @@ fn the_index_templates_map_every_field_observe_writes_with_its_type() {
     for name in flat_mapped.keys() {
         assert!(
             FIELDS.iter().any(|field| field.name == name)
+                || find(&format!("{name}.key")).is_some()
                 || ADDED_BY_SHIPPERS.contains(&name.as_str()),
             "flat template maps {name}, which observe does not write"
         );
     }
     for name in ecs_mapped.keys() {
         assert!(
-            FIELDS.iter().any(|field| field.ecs == name) || name == "ecs.version",
+            FIELDS.iter().any(|field| field.ecs == name)
+                || find(&format!("{name}.key")).is_some()
+                || name == "ecs.version",
             "ECS template maps {name}, which observe does not write"
         );
     }
@@ -172,9 +194,15 @@ fn the_index_templates_map_every_field_observe_writes_with_its_type() {
             .find(|line| line.get("error_type").or(line.get("error.type")).is_some())
             .unwrap_or_else(|| panic!("no error line in {lines:?}"));
         assert!(keys(request).len() >= 18, "{request}");
+        // The error's context, a field per key.
+        let context = request.get("context.disk").or(request.get("labels.disk"));
+        assert_eq!(context.and_then(Value::as_str), Some("sda"), "{request}");
         for line in &lines {
             for key in keys(line) {
-                let Some(mapping) = mapped.get(&key) else {
+                let family = find(&key)
+                    .filter(|field| field.family().is_some())
+                    .map(|field| field.kind.elasticsearch().to_owned());
+                let Some(mapping) = family.as_ref().or(mapped.get(&key)) else {
                     panic!("{schema}: {key} is written but not mapped: {line}");
                 };
                 assert!(

@@ -106,15 +106,41 @@ pub const FIELDS: &[Field] = &[
     field("aborted", "event.aborted", Boolean, false),
     field("error_type", "error.type", Keyword, false),
     field("error_message", "error.message", Text, false),
-    field("context", "error.context", Text, false),
+    // One field per key of the error's context (`AppError::with_context`).
+    field("context.*", "labels.*", Keyword, false),
     field("panic", "panic", Boolean, false),
     // The writer's summary after dropping lines.
     field("dropped_lines", "dropped_lines", Long, false),
 ];
 
-/// The field named `name` in either schema.
+/// The field named `name` in either schema; a key of the error's context
+/// (`context.group_id`, ECS `labels.group_id`) finds `context.*`.
 pub fn find(name: &str) -> Option<&'static Field> {
-    FIELDS
-        .iter()
-        .find(|field| field.name == name || field.ecs == name)
+    FIELDS.iter().find(|field| {
+        field.name == name
+            || field.ecs == name
+            || field.family().is_some_and(|(flat, ecs)| {
+                name.strip_prefix(flat)
+                    .or_else(|| name.strip_prefix(ecs))
+                    .is_some_and(|key| !key.is_empty())
+            })
+    })
+}
+
+/// The name of the field the request log hands the error's context in; the
+/// line has a field per key instead, under [`CONTEXT_PREFIX`].
+pub(crate) const CONTEXT: &str = "context";
+
+/// The prefix of the error context's fields in the flat schema.
+pub const CONTEXT_PREFIX: &str = "context.";
+
+/// The prefix of the error context's fields in the ECS schema (ECS's
+/// `labels`: keyword values).
+pub const ECS_CONTEXT_PREFIX: &str = "labels.";
+
+impl Field {
+    /// For a family of fields (`context.*`), its flat and ECS prefixes.
+    pub fn family(&self) -> Option<(&'static str, &'static str)> {
+        Some((self.name.strip_suffix('*')?, self.ecs.strip_suffix('*')?))
+    }
 }

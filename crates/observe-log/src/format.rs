@@ -512,14 +512,54 @@ impl<'a> FieldVisitor<'a> {
 
     fn text(&mut self, name: &str, value: &str) {
         if self.key(name) {
-            // `context` is a report's JSON, its values capped where it is
-            // made (observe-errors); cutting it here would break it.
-            if value.len() <= crate::MAX_FIELD_BYTES || name == "context" {
+            if value.len() <= crate::MAX_FIELD_BYTES {
                 string_into(self.out, value);
             } else {
                 self.capped(format_args!("{value}"));
             }
         }
+    }
+
+    /// An error report's context (a JSON object, from the request log)
+    /// written as one field per key, `context.KEY` (ECS: `labels.KEY`), so a
+    /// shipper indexes each; `false` when `value` is no such object.
+    fn context_fields(&mut self, value: &str) -> bool {
+        let Ok(serde_json::Value::Object(entries)) = serde_json::from_str(value) else {
+            return false;
+        };
+        let json = self.formatter.format == Format::Json;
+        let prefix = match self.formatter.schema {
+            Schema::Ecs => crate::fields::ECS_CONTEXT_PREFIX,
+            Schema::Flat => crate::fields::CONTEXT_PREFIX,
+        };
+        for (key, value) in &entries {
+            if json {
+                self.out.push_str(",\"");
+                escape_into(self.out, prefix);
+                escape_into(self.out, key);
+                self.out.push_str("\":");
+            } else {
+                self.out.push(' ');
+                escape_into(self.out, prefix);
+                escape_into(self.out, key);
+                self.out.push('=');
+            }
+            if self.formatter.redaction.is_secret(key) {
+                string_into(self.out, REDACTED);
+                continue;
+            }
+            let text = match value {
+                serde_json::Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
+                other => std::borrow::Cow::Owned(other.to_string()),
+            };
+            let text = self.formatter.redaction.scrub(&text);
+            if text.len() <= crate::MAX_FIELD_BYTES {
+                string_into(self.out, &text);
+            } else {
+                self.capped(format_args!("{text}"));
+            }
+        }
+        true
     }
 
     fn display(&mut self, name: &str, value: &dyn fmt::Debug) {
@@ -563,6 +603,9 @@ impl Visit for FieldVisitor<'_> {
         let name = field.name();
         if let Some(slot) = self.ids.slot(name) {
             *slot = Some(Arc::from(value));
+            return;
+        }
+        if name == crate::fields::CONTEXT && self.context_fields(value) {
             return;
         }
         let value = self.formatter.redaction.scrub(value);
@@ -677,6 +720,10 @@ const RESERVED_KEYS: &[&str] = &[
     "service.name",
     "service.environment",
     "ecs.version",
+    // Objects of the context's fields: an application's own `context` or
+    // `labels` text goes under `fields.`.
+    "context",
+    "labels",
 ];
 
 /// The ECS name of a field, where ECS has one.
@@ -694,7 +741,6 @@ fn ecs_name(name: &str) -> &str {
         "response_bytes" => "http.response.body.bytes",
         "error_type" => "error.type",
         "error_message" => "error.message",
-        "context" => "error.context",
         "aborted" => "event.aborted",
         other => other,
     }
@@ -709,6 +755,8 @@ mod tests {
         for field in crate::fields::FIELDS {
             if super::RESERVED_KEYS.contains(&field.name) {
                 assert!(super::RESERVED_KEYS.contains(&field.ecs), "{field:?}");
+            } else if field.family().is_some() {
+                // Written key by key, `context_fields`.
             } else if !["message", "request_id", "trace_id", "span_id"].contains(&field.name) {
                 assert_eq!(super::ecs_name(field.name), field.ecs, "{field:?}");
             }
@@ -743,6 +791,44 @@ mod tests {
         tracing::dispatcher::with_default(&dispatch, log);
         assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
         buffer.text()
+    }
+
+    #[test]
+    fn an_error_context_is_a_field_per_key_in_either_schema() {
+        let context = r#"{"vk_method":"wall.get","password":"hunter2","quote":"a \"b\""}"#;
+        for (schema, prefix) in [(Schema::Flat, "context."), (Schema::Ecs, "labels.")] {
+            let output = logged(Format::Json, schema, false, || {
+                tracing::error!(context, "request finished");
+                // An application's own `context` text stays one field, aside.
+                tracing::info!(context = "not an object", "own field");
+            });
+            let lines: Vec<serde_json::Value> = output
+                .lines()
+                .map(|line| {
+                    serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"))
+                })
+                .collect();
+            assert_eq!(
+                lines[0][format!("{prefix}vk_method")],
+                "wall.get",
+                "{output}"
+            );
+            assert_eq!(
+                lines[0][format!("{prefix}password")],
+                "[REDACTED]",
+                "{output}"
+            );
+            assert_eq!(lines[0][format!("{prefix}quote")], "a \"b\"", "{output}");
+            assert!(lines[0].get("context").is_none(), "{output}");
+            assert_eq!(lines[1]["fields.context"], "not an object", "{output}");
+        }
+        let pretty = logged(Format::Pretty, Schema::Flat, false, || {
+            tracing::error!(context, "request finished");
+        });
+        assert!(
+            pretty.contains(r#"context.vk_method="wall.get""#),
+            "{pretty}"
+        );
     }
 
     proptest::proptest! {
