@@ -16,7 +16,7 @@ use axum::Router;
 use common::{paired, run_router};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use observe::{
-    log::{FileOutput, Logging, RequestLogLayer, Rotation},
+    logging::{FileOutput, Logging, RequestLogLayer, Rotation},
     request_id::RequestIdLayer,
 };
 use observe_tests::fixture::router;

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
                 let obs = observe::Observability::builder("load")
                     .install_metrics_recorder(false)
                     .log_file(
-                        observe::log::FileOutput::new("target/load-server/load.log")
+                        observe::logging::FileOutput::new("target/load-server/load.log")
                             .max_bytes(64 << 20)
                             .max_files(1),
                     )

@@ -42,7 +42,7 @@ impl LogBuffer {
     pub fn request_lines(&self) -> Vec<Value> {
         self.lines()
             .into_iter()
-            .filter(|line| line["target"] == observe::log::LINE_TARGET)
+            .filter(|line| line["target"] == observe::logging::LINE_TARGET)
             .collect()
     }
 }
@@ -153,7 +153,7 @@ impl LogBuffer {
         let found: Vec<&str> = text
             .lines()
             .filter(|line| {
-                line.contains(observe::log::LINE_TARGET)
+                line.contains(observe::logging::LINE_TARGET)
                     && (line.contains(&format!("\"request_id\":\"{request_id}\""))
                         || line.contains(&format!("\"http.request.id\":\"{request_id}\"")))
             })

@@ -22,7 +22,7 @@ use axum::{
 };
 use observe::{
     AppError, Observability, UserId,
-    log::{FileOutput, Rotation},
+    logging::{FileOutput, Rotation},
 };
 use observe_tests::{
     TestServer, http_get,
@@ -333,11 +333,11 @@ fn malicious_paths_and_headers_give_one_valid_line_each_and_no_secret() {
         assert_eq!(echo[1]["text"], "\"quoted\"\\back");
         let long_line = line_of(&requests, &ids[3]);
         // 10 kB values are cut at MAX_FIELD_BYTES, and say so.
-        let capped = observe::log::MAX_FIELD_BYTES + observe::log::TRUNCATED_MARK.len();
+        let capped = observe::logging::MAX_FIELD_BYTES + observe::logging::TRUNCATED_MARK.len();
         for value in [&long_line["user_agent"], &echo[2]["text"]] {
             let value = value.as_str().unwrap();
             assert_eq!(value.len(), capped);
-            assert!(value.ends_with(observe::log::TRUNCATED_MARK));
+            assert!(value.ends_with(observe::logging::TRUNCATED_MARK));
         }
         let secrets = line_of(&requests, &ids[4]);
         assert_eq!(
@@ -959,13 +959,13 @@ fn a_100_kb_header_value_is_cut_and_marked_not_written_whole() {
     let parsed: Value = serde_json::from_str(line).unwrap();
     let logged = parsed["user_agent"].as_str().unwrap();
     assert!(
-        logged.ends_with(observe::log::TRUNCATED_MARK),
+        logged.ends_with(observe::logging::TRUNCATED_MARK),
         "{}",
         &logged[logged.len() - 40..]
     );
     assert_eq!(
         logged.len(),
-        observe::log::MAX_FIELD_BYTES + observe::log::TRUNCATED_MARK.len()
+        observe::logging::MAX_FIELD_BYTES + observe::logging::TRUNCATED_MARK.len()
     );
-    assert!(agent.starts_with(logged.trim_end_matches(observe::log::TRUNCATED_MARK)));
+    assert!(agent.starts_with(logged.trim_end_matches(observe::logging::TRUNCATED_MARK)));
 }

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 
 fn obs(vars: &[(&str, &str)]) -> Observability {
     Observability::builder("metrics-test")
+        .install_subscriber(false)
         .install_metrics_recorder(false)
         .env_vars(vars.iter().copied().chain([("RUST_LOG", "error")]))
         .init()

@@ -1,5 +1,5 @@
 //! The log-shipping files in `monitoring/` against the fields observe
-//! writes (`observe::log::fields`) and against real lines.
+//! writes (`observe::logging::fields`) and against real lines.
 //!
 //! fluentd, Vector, Fluent Bit and Elasticsearch cannot be installed on
 //! these machines, so their files are checked structurally: each parses,
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use axum::{Router, body::Body, routing::get};
 use observe::{
     AppError, Observability,
-    log::fields::{FIELDS, FieldType, find},
+    logging::fields::{FIELDS, FieldType, find},
 };
 use observe_tests::logs::{LogBuffer, runtime_with};
 use serde_json::Value;
@@ -264,7 +264,7 @@ fn fluent_bit_tails_parses_our_time_and_writes_without_a_type() {
     assert_eq!(parser["format"].as_str(), Some("json"));
     let time_key = parser["time_key"].as_str().unwrap();
     assert_eq!(
-        observe::log::fields::find(time_key).map(|field| field.kind),
+        observe::logging::fields::find(time_key).map(|field| field.kind),
         Some(FieldType::Date)
     );
     let timestamp = a_real_timestamp();
@@ -290,7 +290,9 @@ fn fluent_bit_tails_parses_our_time_and_writes_without_a_type() {
         Some("Key_does_not_exist service_name")
     );
     let copy: Vec<&str> = filter["copy"].as_str().unwrap().split(' ').collect();
-    assert!(observe::log::fields::find(copy[0]).is_some() && ADDED_BY_SHIPPERS.contains(&copy[1]));
+    assert!(
+        observe::logging::fields::find(copy[0]).is_some() && ADDED_BY_SHIPPERS.contains(&copy[1])
+    );
     let output = &pipeline["outputs"][0];
     assert_eq!(output["name"].as_str(), Some("es"));
     assert_eq!(yaml_bool(&output["suppress_type_name"]), Some(true));
@@ -345,7 +347,7 @@ fn vector_parses_our_json_and_sends_to_elasticsearch_8_and_loki_with_few_labels(
     {
         assert!(
             path == "message"
-                || observe::log::fields::find(path).is_some()
+                || observe::logging::fields::find(path).is_some()
                 || ADDED_BY_SHIPPERS.contains(&path),
             "vector reads .{path}"
         );
@@ -367,8 +369,8 @@ fn vector_parses_our_json_and_sends_to_elasticsearch_8_and_loki_with_few_labels(
             .skip(1)
             .map(|part| part.split("}}").next().unwrap().trim())
         {
-            let written =
-                observe::log::fields::find(field).unwrap_or_else(|| panic!("{{{{ {field} }}}}"));
+            let written = observe::logging::fields::find(field)
+                .unwrap_or_else(|| panic!("{{{{ {field} }}}}"));
             assert_eq!(
                 written.kind,
                 FieldType::Keyword,
@@ -459,7 +461,7 @@ fn fluentd_tails_with_a_pos_file_parses_our_time_and_buffers_to_disk() {
     let parse = source.children.iter().find(|d| d.name == "parse").unwrap();
     assert_eq!(parse.params["@type"], "json");
     assert_eq!(
-        observe::log::fields::find(&parse.params["time_key"]).map(|field| field.kind),
+        observe::logging::fields::find(&parse.params["time_key"]).map(|field| field.kind),
         Some(FieldType::Date)
     );
     let timestamp = a_real_timestamp();
@@ -480,7 +482,7 @@ fn fluentd_tails_with_a_pos_file_parses_our_time_and_buffers_to_disk() {
             .map(|part| part.split('"').next().unwrap())
         {
             assert!(
-                observe::log::fields::find(read).is_some() || ADDED_BY_SHIPPERS.contains(&read),
+                observe::logging::fields::find(read).is_some() || ADDED_BY_SHIPPERS.contains(&read),
                 "fluentd reads {read}"
             );
         }

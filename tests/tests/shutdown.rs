@@ -20,6 +20,7 @@ async fn stuck() -> &'static str {
 
 fn obs(drain: &str) -> Observability {
     Observability::builder("shutdown-test")
+        .install_subscriber(false)
         .install_metrics_recorder(false)
         .env_vars([("OBSERVE_SHUTDOWN_TIMEOUT", drain), ("RUST_LOG", "warn")])
         .init()

@@ -61,6 +61,7 @@ fn app() -> Router {
 
 fn obs() -> Observability {
     Observability::builder("stack-test")
+        .install_subscriber(false)
         .install_metrics_recorder(false)
         .env_vars([("RUST_LOG", "warn")])
         .init()
@@ -216,6 +217,7 @@ async fn bad_ids_on_the_wire_are_replaced_and_never_echoed() {
 #[tokio::test]
 async fn always_generate_replaces_client_ids_end_to_end() {
     let obs = Observability::builder("edge")
+        .install_subscriber(false)
         .install_metrics_recorder(false)
         .env_vars([
             ("OBSERVE_REQUEST_ID_ALWAYS_GENERATE", "true"),

@@ -678,3 +678,36 @@ fn otel_service_name_names_the_service_of_spans() {
     assert_eq!(spans[0].resource["service.version"], "1.2.3");
     drop(receiver);
 }
+
+/// The builder's endpoint and protocol win over the environment's, which
+/// points at a closed port here; the other `OTEL_*` variables still apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builder_sets_the_otlp_endpoint_and_protocol() {
+    let receiver = OtlpReceiver::start().await;
+    let closed = format!("http://{}", closed_port());
+    let obs = Observability::builder("from-builder")
+        .environment("test")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .log_writer(LogBuffer::default())
+        .env_vars([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.zone=test-zone"),
+        ])
+        .otlp_endpoint(receiver.http_endpoint())
+        .otlp_protocol(observe::trace::Protocol::HttpProtobuf)
+        .init()
+        .unwrap();
+    let server = TestServer::start(&obs, app()).await;
+    assert_eq!(
+        http_get(&server.url("/users/7"), &[]).await.status,
+        StatusCode::OK
+    );
+    flush(&obs);
+    let spans = receiver.spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    assert_eq!(spans[0].name, "GET /users/{id}");
+    assert_eq!(spans[0].resource["deployment.zone"], "test-zone");
+    server.stop(Duration::from_secs(10)).await.unwrap();
+}

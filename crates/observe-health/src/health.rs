@@ -1,5 +1,4 @@
 use std::{
-    any::Any,
     borrow::Cow,
     fmt,
     panic::AssertUnwindSafe,
@@ -469,7 +468,10 @@ impl Entry {
                 self.critical,
                 self.check.failure_status(),
                 elapsed,
-                format!("the check panicked: {}", panic_message(&*panic)),
+                format!(
+                    "the check panicked: {}",
+                    observe_core::panic_message(&*panic)
+                ),
                 Cow::Borrowed("the check panicked"),
             ),
             Err(_) => {
@@ -558,16 +560,6 @@ impl Entry {
 /// leave it half-written.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    if let Some(message) = panic.downcast_ref::<&str>() {
-        message
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message
-    } else {
-        "a non-string payload"
-    }
 }
 
 #[cfg(test)]

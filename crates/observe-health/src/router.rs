@@ -52,7 +52,7 @@ fn respond(health: &Health, headers: &HeaderMap, report: &HealthReport) -> Respo
         DetailsPolicy::Always => true,
         DetailsPolicy::Hidden => health
             .details_token()
-            .is_some_and(|token| bearer_matches(headers, token)),
+            .is_some_and(|token| observe_core::bearer_token_matches(headers, token)),
     };
     let (body, content_type) = if accepts_health_json(headers) {
         (
@@ -86,16 +86,6 @@ fn accepts_health_json(headers: &HeaderMap) -> bool {
             let media = media.split(';').next().unwrap_or("").trim();
             media.eq_ignore_ascii_case(HEALTH_JSON_CONTENT_TYPE)
         })
-}
-
-/// `Authorization: Bearer <token>`, compared in constant time. Surrounding
-/// whitespace is not part of the token (the same rule as `/metrics`).
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    use subtle::ConstantTimeEq as _;
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-        .is_some_and(|presented| bool::from(presented.trim_ascii().ct_eq(token.as_bytes())))
 }
 
 #[cfg(test)]
@@ -294,11 +284,26 @@ mod tests {
     #[test]
     fn bearer_token() {
         let with = |value: &str| headers(&[(header::AUTHORIZATION, value)]);
-        assert!(bearer_matches(&with("Bearer s3cret"), "s3cret"));
-        assert!(bearer_matches(&with("Bearer s3cret "), "s3cret"));
-        assert!(!bearer_matches(&with("Bearer s3cre"), "s3cret"));
-        assert!(!bearer_matches(&with("Bearer s3creT"), "s3cret"));
-        assert!(!bearer_matches(&with("Basic s3cret"), "s3cret"));
-        assert!(!bearer_matches(&headers(&[]), "s3cret"));
+        assert!(observe_core::bearer_token_matches(
+            &with("Bearer s3cret"),
+            "s3cret"
+        ));
+        assert!(observe_core::bearer_token_matches(
+            &with("Bearer s3cret "),
+            "s3cret"
+        ));
+        assert!(!observe_core::bearer_token_matches(
+            &with("Bearer s3cre"),
+            "s3cret"
+        ));
+        assert!(!observe_core::bearer_token_matches(
+            &with("Bearer s3creT"),
+            "s3cret"
+        ));
+        assert!(!observe_core::bearer_token_matches(
+            &with("Basic s3cret"),
+            "s3cret"
+        ));
+        assert!(!observe_core::bearer_token_matches(&headers(&[]), "s3cret"));
     }
 }

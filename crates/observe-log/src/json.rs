@@ -8,8 +8,6 @@
 
 use std::fmt;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
@@ -72,9 +70,12 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
         };
         out.push_str(&text[start..index]);
         if escape.is_empty() {
+            let mut digits = [0u8; 2];
+            // Two digits for one byte: the slice always fits.
+            let _ = hex::encode_to_slice([byte], &mut digits);
             out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            out.push(char::from(digits[0]));
+            out.push(char::from(digits[1]));
         } else {
             out.push_str(escape);
         }

@@ -84,8 +84,7 @@ pub const DEFAULT_MAX_FILES: usize = 7;
 /// Paths the request log skips by default: probes and scrapes.
 pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &["/health*", "/metrics"];
 
-/// The `endpoint` of a request no route matched.
-pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+pub use observe_core::UNMATCHED_ENDPOINT;
 
 /// The longest string value a field keeps in a line, in bytes; longer ones
 /// are cut at a character boundary and end with [`TRUNCATED_MARK`].

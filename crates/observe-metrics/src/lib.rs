@@ -95,15 +95,14 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// The `endpoint` of a request that matched no route.
-pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+pub use observe_core::UNMATCHED_ENDPOINT;
 
 /// The `method` of a request whose method is not one of the nine of RFC 9110.
 pub const OTHER_METHOD: &str = "_OTHER";
 
-/// The `status_code` of a request whose client went away before the response
-/// (nginx's "client closed request").
-pub const ABORTED_STATUS: u16 = 499;
+/// The `status_code` of a request whose client went away before the
+/// response (nginx's "client closed request").
+pub const ABORTED_STATUS: u16 = observe_core::CLIENT_CLOSED_STATUS;
 
 /// How often recorded histogram samples are folded into their buckets when
 /// nobody scrapes, so memory stays bounded however long the process runs.

@@ -34,7 +34,7 @@ impl Metrics {
                 let token = token.clone();
                 async move {
                     if let Some(token) = &token
-                        && !authorized(&headers, token)
+                        && !observe_core::bearer_token_matches(&headers, token)
                     {
                         return unauthorized();
                     }
@@ -71,7 +71,7 @@ fn guard(router: Router, token: String, in_query: bool) -> Router {
     router.route_layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let allowed = (in_query && query_token_matches(request.uri().query(), &token))
-                || authorized(request.headers(), &token);
+                || observe_core::bearer_token_matches(request.headers(), &token);
             async move {
                 if allowed {
                     next.run(request).await
@@ -87,25 +87,9 @@ fn query_token_matches(query: Option<&str>, token: &str) -> bool {
     query.is_some_and(|query| {
         query.split('&').any(|pair| {
             pair.strip_prefix("token=")
-                .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+                .is_some_and(|given| observe_core::token_matches(given.as_bytes(), token))
         })
     })
-}
-
-/// `Authorization: Bearer <token>`, compared in constant time. Surrounding
-/// whitespace is not part of the token (the same rule as the health token).
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim_ascii(), token.as_bytes()))
-}
-
-/// Compares without stopping at the first difference, so the time taken
-/// does not tell how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq as _;
-    bool::from(a.ct_eq(b))
 }
 
 #[cold]

@@ -1,7 +1,7 @@
 //! W3C Trace Context: the `traceparent` header in and out, and the ids of
 //! the span being handled.
 
-use std::{cell::Cell, fmt, hash::Hash, sync::Arc};
+use std::{cell::Cell, fmt, sync::Arc};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -77,37 +77,12 @@ pub(crate) struct RemoteParent {
     pub(crate) sampled: bool,
 }
 
-thread_local! {
-    /// wyrand state, seeded per thread from the OS-seeded `RandomState`, the
-    /// thread and the clock: ids are random (W3C level 2) and a draw is a
-    /// multiply, where the SDK's `RandomIdGenerator` runs ChaCha.
-    static RNG: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos() as u64),
-    );
-    std::thread::current().id().hash(&mut hasher);
-    hasher.finish()
-}
-
-fn next_u64() -> u64 {
-    RNG.with(|state| {
-        let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
-        state.set(next);
-        let product = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
-        (product as u64) ^ ((product >> 64) as u64)
-    })
-}
-
 pub(crate) fn new_trace_id() -> TraceId {
     loop {
-        let id = u128::from(next_u64()) << 64 | u128::from(next_u64());
+        // fastrand: wyrand, thread-local and seeded from the OS; a draw is a
+        // multiply, where the SDK's `RandomIdGenerator` runs ChaCha. Ids are
+        // random, as W3C level 2 asks.
+        let id = fastrand::u128(..);
         if id != 0 {
             return TraceId::from(id);
         }
@@ -116,7 +91,7 @@ pub(crate) fn new_trace_id() -> TraceId {
 
 pub(crate) fn new_span_id() -> SpanId {
     loop {
-        let id = next_u64();
+        let id = fastrand::u64(..);
         if id != 0 {
             return SpanId::from(id);
         }
@@ -213,16 +188,10 @@ impl TraceContext {
 
 /// `00-{trace id}-{span id}-{flags}`.
 pub(crate) fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let ids = observe_request_id::TraceIds::new(trace_id.to_bytes(), span_id.to_bytes());
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    for (index, byte) in trace_id.to_bytes().iter().enumerate() {
-        text[3 + 2 * index] = HEX[usize::from(byte >> 4)];
-        text[4 + 2 * index] = HEX[usize::from(byte & 0xf)];
-    }
-    for (index, byte) in span_id.to_bytes().iter().enumerate() {
-        text[36 + 2 * index] = HEX[usize::from(byte >> 4)];
-        text[37 + 2 * index] = HEX[usize::from(byte & 0xf)];
-    }
+    text[3..35].copy_from_slice(ids.trace_id().as_bytes());
+    text[36..52].copy_from_slice(ids.span_id().as_bytes());
     if sampled {
         text[54] = b'1';
     }

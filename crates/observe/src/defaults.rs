@@ -12,7 +12,7 @@
 //! | `OBSERVE_LOG_FILE` | a log file, as `/var/log/app/app.log` | none |
 //! | `OBSERVE_LOG_OUTPUT` | `stdout`, `file` or `both` | `file` when a file is set, else `stdout` |
 //! | `OBSERVE_LOG_ROTATION` | rotate the file `daily`, `hourly` or `never` (UTC) | `daily` |
-//! | `OBSERVE_LOG_MAX_BYTES` | also rotate before the file passes this size, as `100MB` | none |
+//! | `OBSERVE_LOG_MAX_BYTES` | also rotate before the file passes this size, as `100MiB` (`MB` is 10⁶ bytes, `MiB` 2²⁰) | none |
 //! | `OBSERVE_LOG_MAX_FILES` | rotated files kept | [`LOG_MAX_FILES`] |
 //! | `OBSERVE_LOG_LOSSLESS` | `true`: a full log queue waits instead of dropping lines (counted in `log_lines_dropped_total`) | `false` |
 //! | `OBSERVE_LOG_QUEUE_CAPACITY` | lines that may wait for the log writer | [`LOG_QUEUE_CAPACITY`] |

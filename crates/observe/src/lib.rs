@@ -21,8 +21,27 @@
 //! 3. [`MetricsLayer`](observe_metrics::MetricsLayer)
 //! 4. [`RequestLogLayer`](observe_log::RequestLogLayer): one line per request,
 //!    with the error report of the layer below in it.
-//! 5. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), innermost, so a
-//!    panic is a `500` that every outer layer sees.
+//! 5. [`ErrorCaptureLayer`](observe_errors::ErrorCaptureLayer), so a panic
+//!    is a `500` that every outer layer sees.
+//! 6. [`BodyOutcomeLayer`], innermost: a request body that failed because the
+//!    client left or went silent makes the answer `499` or `408`.
+//!
+//! The parts are re-exported as modules named so that they never shadow the
+//! crates an application uses beside them (`log`, `metrics`, `tracing`):
+//! [`logging`], [`http_metrics`], [`trace`], [`health`], [`errors`],
+//! [`request_id`], [`alerts`].
+//!
+//! # Configuration rules
+//!
+//! - A builder setting wins over its environment variable; a value that is
+//!   invalid from either makes [`init`](ObservabilityBuilder::init) fail
+//!   with a [`ConfigError`] naming the variable or the setting (zero where a
+//!   count or a timeout must be positive included).
+//! - `init` installs the process-wide globals (the `tracing` subscriber and
+//!   the `metrics` recorder) last, once everything else is configured, so a
+//!   failed `init` leaves the process as it was. It never replaces one: a
+//!   taken global is a `ConfigError` naming `install_subscriber` or
+//!   `install_metrics_recorder`, the setting that keeps yours.
 //!
 //! # Example
 //!
@@ -72,8 +91,8 @@ pub use serve::{
 pub use observe_alerts::{self as alerts, Alerts};
 pub use observe_errors::{self as errors, AppError, ErrorReport};
 pub use observe_health::{self as health, Health};
-pub use observe_log::{self as log, LogHandle, UserId};
-pub use observe_metrics::{self as metrics, Metrics, RedSnapshot};
+pub use observe_log::{self as logging, LogHandle, UserId};
+pub use observe_metrics::{self as http_metrics, Metrics, RedSnapshot};
 pub use observe_request_id::{self as request_id, RequestId};
 pub use observe_trace::{self as trace, TraceContext};
 

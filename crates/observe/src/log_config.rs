@@ -162,6 +162,13 @@ impl LogOptions {
             None => env.bool("OBSERVE_LOG_LOSSLESS")?.unwrap_or(false),
         };
         let queue_capacity = match self.queue_capacity {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "log_queue_capacity",
+                    "0",
+                    "expected a number of lines above zero",
+                ));
+            }
             Some(capacity) => capacity,
             None => match env.get("OBSERVE_LOG_QUEUE_CAPACITY")? {
                 Some(value) => match value.trim().parse::<usize>() {
@@ -299,22 +306,14 @@ fn file_from_env(env: &Env, path: String) -> Result<FileOutput, ConfigError> {
     Ok(file)
 }
 
-/// `1048576`, `512KB`, `100MB`, `1GiB`: binary multiples, as log sizes are.
+/// `1048576`, `512KiB`, `100MB`, `1GiB` (bytesize's format: `KB`/`MB`/`GB`
+/// are powers of ten, `KiB`/`MiB`/`GiB` of two); zero is no size.
 fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    number.checked_mul(multiplier).filter(|bytes| *bytes > 0)
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .ok()
+        .map(|size| size.as_u64())
+        .filter(|bytes| *bytes > 0)
 }
 
 #[cfg(test)]
@@ -324,10 +323,11 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_bytes("1048576"), Some(1_048_576));
-        assert_eq!(parse_bytes("100MB"), Some(100 << 20));
+        assert_eq!(parse_bytes("100MB"), Some(100_000_000));
+        assert_eq!(parse_bytes("100MiB"), Some(100 << 20));
         assert_eq!(parse_bytes("512 KiB"), Some(512 << 10));
-        assert_eq!(parse_bytes("1g"), Some(1 << 30));
-        for bad in ["", "0", "MB", "1TB", "-1", "1.5MB"] {
+        assert_eq!(parse_bytes("1.5GiB"), Some(3 << 29));
+        for bad in ["", "0", "0MB", "MB", "-1", "1.5XB", "ten"] {
             assert_eq!(parse_bytes(bad), None, "{bad}");
         }
     }

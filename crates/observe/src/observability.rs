@@ -327,8 +327,10 @@ impl ObservabilityBuilder {
     }
 
     /// Whether [`init`](Self::init) installs the global `tracing`
-    /// subscriber; `false` when the application installs its own. It is
-    /// never replaced: when one is already installed, `init` keeps it.
+    /// subscriber (default `true`); `false` when the application installs
+    /// its own. It is never replaced: when one is installed already, `init`
+    /// fails with a [`ConfigError`] naming `install_subscriber`, as it does
+    /// for the metrics recorder.
     pub fn install_subscriber(mut self, install: bool) -> Self {
         self.install_subscriber = install;
         self
@@ -391,9 +393,11 @@ impl ObservabilityBuilder {
         self
     }
 
-    /// How many lines may wait for the writer (`OBSERVE_LOG_QUEUE_CAPACITY`).
+    /// How many lines may wait for the writer (`OBSERVE_LOG_QUEUE_CAPACITY`,
+    /// default [`LOG_QUEUE_CAPACITY`](crate::defaults::LOG_QUEUE_CAPACITY)).
+    /// Zero makes [`init`](Self::init) fail, as it does from the environment.
     pub fn log_queue_capacity(mut self, capacity: usize) -> Self {
-        self.log.queue_capacity = Some(capacity.max(1));
+        self.log.queue_capacity = Some(capacity);
         self
     }
 
@@ -556,6 +560,22 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// Where spans (and, with [`log_otlp`](Self::log_otlp), log records)
+    /// are exported: the collector's base URL, as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` gives it (`http://collector:4317`).
+    /// Wins over that variable and `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; the
+    /// other `OTEL_*` variables still apply.
+    pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.trace.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The export protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`, default gRPC).
+    pub fn otlp_protocol(mut self, protocol: observe_trace::Protocol) -> Self {
+        self.trace.protocol = Some(protocol);
+        self
+    }
+
     /// Also exports every log line as an OTLP log record, with its trace
     /// and span ids, to the traces' collector (`OBSERVE_LOG_OTLP`, default
     /// `false`); needs `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -681,11 +701,6 @@ impl ObservabilityBuilder {
         };
         let server_limits = self.server.build(env)?;
 
-        if self.install_metrics_recorder {
-            metrics.registry.install_global().map_err(|error| {
-                ConfigError::new("install_metrics_recorder", "true", error.to_string())
-            })?;
-        }
         let service_version = self.trace.service_version.clone();
         let tracing = self
             .trace
@@ -698,10 +713,32 @@ impl ObservabilityBuilder {
             .dispatch_with(&filter, tracing.otel_layer())
             .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
         tracing.log_to(&dispatch);
+
+        // The process-wide globals last, when nothing else can fail: a
+        // failed `init` leaves the process as it found it. Neither global is
+        // ever replaced; one that is taken already is an error naming the
+        // setting that turns the install off.
+        if self.install_subscriber && tracing::dispatcher::has_been_set() {
+            return Err(ConfigError::new(
+                "install_subscriber",
+                "true",
+                "a global tracing subscriber is installed already; keep it with \
+                 install_subscriber(false) and add obs.dispatch() where observe should log",
+            ));
+        }
+        if self.install_metrics_recorder {
+            metrics.registry.install_global().map_err(|error| {
+                ConfigError::new(
+                    "install_metrics_recorder",
+                    "true",
+                    format!("{error}; keep it with install_metrics_recorder(false)"),
+                )
+            })?;
+        }
         if self.install_subscriber {
-            // An application or a test harness may own the global subscriber
-            // already; theirs wins.
-            let _ = tracing::dispatcher::set_global_default(dispatch.clone());
+            tracing::dispatcher::set_global_default(dispatch.clone()).map_err(|error| {
+                ConfigError::new("install_subscriber", "true", error.to_string())
+            })?;
         }
 
         let layer = ObserveLayer {
@@ -1111,6 +1148,26 @@ mod tests {
                 .contains("a global `metrics` recorder is already installed"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_zero_log_queue_is_refused_from_the_builder_as_from_the_environment() {
+        let init = |builder: ObservabilityBuilder| {
+            builder
+                .install_subscriber(false)
+                .install_metrics_recorder(false)
+                .init()
+                .unwrap_err()
+        };
+        let from_builder = init(
+            Observability::builder("svc")
+                .env_vars(std::iter::empty::<(String, String)>())
+                .log_queue_capacity(0),
+        );
+        assert_eq!(from_builder.variable(), "log_queue_capacity");
+        let from_env =
+            init(Observability::builder("svc").env_vars([("OBSERVE_LOG_QUEUE_CAPACITY", "0")]));
+        assert_eq!(from_env.variable(), "OBSERVE_LOG_QUEUE_CAPACITY");
     }
 
     #[test]

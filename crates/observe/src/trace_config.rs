@@ -30,6 +30,10 @@ pub(crate) struct TraceOptions {
     pub(crate) sampler: Option<Sampler>,
     pub(crate) service_version: Option<String>,
     pub(crate) export_logs: Option<bool>,
+    /// Set by the builder: win over `OTEL_EXPORTER_OTLP_ENDPOINT` and
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, the other variables still read.
+    pub(crate) endpoint: Option<String>,
+    pub(crate) protocol: Option<observe_trace::Protocol>,
 }
 
 impl TraceOptions {
@@ -45,6 +49,19 @@ impl TraceOptions {
             if let Some(value) = env.get(name)? {
                 values.insert(*name, value);
             }
+        }
+        if let Some(endpoint) = self.endpoint {
+            // The builder's endpoint is the base, as the variable's is.
+            values.remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+            values.insert("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        }
+        if let Some(protocol) = self.protocol {
+            values.remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+            let name = match protocol {
+                observe_trace::Protocol::HttpProtobuf => "http/protobuf",
+                _ => "grpc",
+            };
+            values.insert("OTEL_EXPORTER_OTLP_PROTOCOL", name.to_owned());
         }
         let mut builder = Tracing::builder(service)
             .environment(environment)

@@ -207,7 +207,7 @@ impl RequestFacts {
         let report = ErrorReport::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             Cow::Borrowed("panic"),
-            panic_message(&*panic),
+            observe_core::panic_message(&*panic).to_owned(),
             context,
             true,
         );
@@ -322,16 +322,6 @@ fn is_plain_error<B>(response: &Response<B>) -> bool {
             .as_bytes()
             .get(..10)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"text/plain")),
-    }
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(message) = panic.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }
 

@@ -8,16 +8,14 @@ use std::{
 
 use axum::extract::ConnectInfo;
 use http::{Extensions, HeaderMap, header::HeaderName};
+use ipnet::IpNet;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// A proxy network whose `X-Forwarded-For` is believed: `10.0.0.0/8`,
 /// `192.168.1.10`, `fd00::/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrustedProxy {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct TrustedProxy(IpNet);
 
 /// A [`TrustedProxy`] that did not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,43 +37,19 @@ impl FromStr for TrustedProxy {
     type Err = InvalidProxy;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidProxy(text.to_owned());
-        let text = text.trim();
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text, None),
-        };
-        let network: IpAddr = address.parse().map_err(|_| invalid())?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(prefix) => prefix.parse::<u8>().map_err(|_| invalid())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(invalid());
-        }
-        Ok(Self { network, prefix })
+        let trimmed = text.trim();
+        trimmed
+            .parse::<IpNet>()
+            .or_else(|_| trimmed.parse::<IpAddr>().map(IpNet::from))
+            .map(|network| Self(network.trunc()))
+            .map_err(|_| InvalidProxy(text.to_owned()))
     }
 }
 
 impl TrustedProxy {
     /// Whether `address` is in this network.
     pub fn contains(&self, address: IpAddr) -> bool {
-        match (self.network, canonical(address)) {
-            (IpAddr::V4(network), IpAddr::V4(address)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(network) & mask == u32::from(address) & mask
-            }
-            (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(network) & mask == u128::from(address) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(address))
     }
 }
 

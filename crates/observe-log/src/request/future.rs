@@ -20,7 +20,7 @@ use crate::Redaction;
 
 /// The status of a request whose client went away before the response, as
 /// nginx logs it.
-pub const CLIENT_CLOSED_STATUS: u16 = 499;
+pub use observe_core::CLIENT_CLOSED_STATUS;
 
 /// What the line needs from the request, taken before the request moves on.
 pub(super) struct RequestFacts {

@@ -187,7 +187,10 @@ impl ExportConfig {
                 };
                 let name = name.trim();
                 let valid_name = http::HeaderName::from_bytes(name.as_bytes()).is_ok();
-                let value = percent_decode(value.trim());
+                // `%20`-style escapes, as the specification allows in values.
+                let value = percent_encoding::percent_decode_str(value.trim())
+                    .decode_utf8_lossy()
+                    .into_owned();
                 if !valid_name || http::HeaderValue::from_str(&value).is_err() {
                     return Err(invalid(
                         headers_variable,
@@ -286,28 +289,6 @@ impl ExportConfig {
                 .build(),
         }
     }
-}
-
-/// `%20`-style escapes, as `OTEL_EXPORTER_OTLP_HEADERS` values may use.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%'
-            && let Some(byte) = bytes
-                .get(index + 1..index + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
-            out.push(byte);
-            index += 3;
-            continue;
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

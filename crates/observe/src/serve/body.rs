@@ -40,10 +40,11 @@ use tower_service::Service;
 
 /// The status of a request whose client went away while the service read
 /// its body (nginx's "client closed request").
-pub const CLIENT_CLOSED_STATUS: StatusCode = match StatusCode::from_u16(499) {
-    Ok(status) => status,
-    Err(_) => panic!("499 is a valid status code"),
-};
+pub const CLIENT_CLOSED_STATUS: StatusCode =
+    match StatusCode::from_u16(observe_core::CLIENT_CLOSED_STATUS) {
+        Ok(status) => status,
+        Err(_) => panic!("499 is a valid status code"),
+    };
 
 const READ_OK: u8 = 0;
 const CLIENT_GONE: u8 = 1;

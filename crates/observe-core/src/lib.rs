@@ -1,0 +1,92 @@
+//! What every observe crate shares, defined once: the status and the
+//! endpoint label the signals agree on, the text of a panic, and the
+//! bearer-token check of the built-in routes.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+//! use observe_core::{CLIENT_CLOSED_STATUS, bearer_token_matches, panic_message};
+//!
+//! assert_eq!(CLIENT_CLOSED_STATUS, 499);
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cret "));
+//! assert!(bearer_token_matches(&headers, "s3cret"));
+//!
+//! let payload = std::panic::catch_unwind(|| panic!("lost")).unwrap_err();
+//! assert_eq!(panic_message(&*payload), "lost");
+//! ```
+
+use std::any::Any;
+
+use http::{HeaderMap, header::AUTHORIZATION};
+
+/// The status of a request whose client went away before the response, or
+/// whose server cut it at the drain bound (nginx's "client closed
+/// request"): in the log line, the metrics and the span alike.
+pub const CLIENT_CLOSED_STATUS: u16 = 499;
+
+/// The route (`endpoint`) of a request that matched no route.
+pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+
+/// What a panic said: its `&str` or `String` payload, or a fixed text for
+/// any other.
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        message
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message
+    } else {
+        "panic with a non-string payload"
+    }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`. Surrounding
+/// whitespace is not part of the token; the comparison takes the same time
+/// however much of a guess is right.
+pub fn bearer_token_matches(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(|presented| token_matches(presented, token))
+}
+
+/// Whether `presented` is `token`, surrounding whitespace aside, compared in
+/// constant time.
+pub fn token_matches(presented: &[u8], token: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    bool::from(presented.trim_ascii().ct_eq(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn with(authorization: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static(authorization));
+        headers
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        assert!(bearer_token_matches(&with("Bearer s3cret"), "s3cret"));
+        assert!(bearer_token_matches(&with("Bearer  s3cret "), "s3cret"));
+        assert!(!bearer_token_matches(&with("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_token_matches(&with("Bearer s3cretx"), "s3cret"));
+        assert!(!bearer_token_matches(&with("Basic s3cret"), "s3cret"));
+        assert!(!bearer_token_matches(&with("bearer"), "s3cret"));
+        assert!(!bearer_token_matches(&HeaderMap::new(), "s3cret"));
+    }
+
+    #[test]
+    fn panic_payloads() {
+        let text = String::from("owned");
+        assert_eq!(panic_message(&text), "owned");
+        assert_eq!(panic_message(&"static"), "static");
+        assert_eq!(panic_message(&7_u8), "panic with a non-string payload");
+    }
+}
