@@ -833,6 +833,30 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// A field named like a secret header or parameter never shows its
+        /// value, whichever way it is recorded and in either schema.
+        #[test]
+        fn secret_fields_never_show_their_values(
+            value in "[A-Za-z0-9]{12,40}",
+            ecs in proptest::prelude::any::<bool>(),
+        ) {
+            let schema = if ecs { Schema::Ecs } else { Schema::Flat };
+            let output = logged(Format::Json, schema, false, || {
+                tracing::info!(
+                    authorization = value.as_str(),
+                    cookie = %value,
+                    x_api_key = ?value,
+                    password = value.as_str(),
+                    "with secrets"
+                );
+            });
+            let line: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+            for key in ["authorization", "cookie", "x_api_key", "password"] {
+                proptest::prop_assert_eq!(&line[key], "[REDACTED]", "{}", output);
+            }
+            proptest::prop_assert!(!output.contains(&value), "{}", output);
+        }
+
         /// Whatever the values, in either schema, each event is one line of
         /// JSON with the same fields and values (strings up to the cap).
         #[test]

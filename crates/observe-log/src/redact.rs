@@ -162,35 +162,9 @@ impl Redaction {
         if !name.contains('%') && !name.contains('+') {
             return self.is_secret(name);
         }
-        let mut decoded = Vec::with_capacity(name.len());
-        let bytes = name.as_bytes();
-        let mut index = 0;
-        while index < bytes.len() {
-            match bytes[index] {
-                b'%' if index + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
-                    match u8::from_str_radix(hex, 16) {
-                        Ok(byte) => {
-                            decoded.push(byte);
-                            index += 3;
-                        }
-                        Err(_) => {
-                            decoded.push(b'%');
-                            index += 1;
-                        }
-                    }
-                }
-                b'+' => {
-                    decoded.push(b' ');
-                    index += 1;
-                }
-                byte => {
-                    decoded.push(byte);
-                    index += 1;
-                }
-            }
-        }
-        let decoded = String::from_utf8_lossy(&decoded);
+        // Form encoding: `+` is a space, then `%XX` escapes.
+        let spaced = name.replace('+', " ");
+        let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy();
         self.is_secret(decoded.trim())
     }
 }
@@ -293,6 +267,36 @@ mod properties {
     use super::Redaction;
 
     proptest! {
+        /// Any casing of a secret header or parameter name, and `-` or `_`
+        /// between its words, is a secret; an unrelated name is not.
+        #[test]
+        fn secret_names_in_any_case_and_either_separator(
+            name in prop::sample::select(
+                super::DEFAULT_REDACTED_HEADERS
+                    .iter()
+                    .chain(super::DEFAULT_REDACTED_QUERY_PARAMS)
+                    .copied()
+                    .collect::<Vec<_>>(),
+            ),
+            upper in prop::collection::vec(any::<bool>(), 20),
+            underscores in any::<bool>(),
+            other in "[a-z]{1,6}_(id|name|count)",
+        ) {
+            let redaction = Redaction::new();
+            let written: String = name
+                .chars()
+                .zip(upper.iter().cycle())
+                .map(|(char, upper)| match char {
+                    '-' | '_' if underscores => '_',
+                    '-' | '_' => '-',
+                    char if *upper => char.to_ascii_uppercase(),
+                    char => char,
+                })
+                .collect();
+            prop_assert!(redaction.is_secret(&written), "{}", written);
+            prop_assert!(!redaction.is_secret(&other), "{}", other);
+        }
+
         /// A secret parameter's value never survives, however the rest of
         /// the query looks; other pairs are kept as they were.
         #[test]

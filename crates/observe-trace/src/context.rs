@@ -417,9 +417,10 @@ mod tests {
 mod properties {
     #![allow(clippy::unwrap_used)]
 
+    use http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
-    use super::parse_traceparent;
+    use super::{BAGGAGE, MAX_BAGGAGE, MAX_TRACESTATE, TRACESTATE, parse_traceparent, passed_on};
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -442,6 +443,43 @@ mod properties {
             if header.bytes().any(|byte| byte.is_ascii_lowercase()) {
                 prop_assert!(parse_traceparent(header.to_ascii_uppercase().as_bytes()).is_none());
             }
+        }
+
+        /// `tracestate` and `baggage`, whatever their bytes: passed on
+        /// whole when there is one value of a sane size, else not at all;
+        /// never cut, never a panic.
+        #[test]
+        fn tracestate_and_baggage_pass_on_whole_or_not_at_all(
+            state in prop::collection::vec(any::<u8>(), 0..MAX_TRACESTATE + 40),
+            baggage in prop::collection::vec(any::<u8>(), 0..MAX_BAGGAGE + 40),
+            state_twice in any::<bool>(),
+            baggage_twice in any::<bool>(),
+        ) {
+            let mut headers = HeaderMap::new();
+            let state_value = HeaderValue::from_bytes(&state).ok();
+            let baggage_value = HeaderValue::from_bytes(&baggage).ok();
+            for (name, value, twice) in [
+                (&TRACESTATE, &state_value, state_twice),
+                (&BAGGAGE, &baggage_value, baggage_twice),
+            ] {
+                if let Some(value) = value {
+                    headers.append(name.clone(), value.clone());
+                    if twice {
+                        headers.append(name.clone(), value.clone());
+                    }
+                }
+            }
+            let expected = |value: &Option<HeaderValue>, twice: bool, max: usize| {
+                value
+                    .clone()
+                    .filter(|value| !twice && !value.is_empty() && value.len() <= max)
+            };
+            let want_state = expected(&state_value, state_twice, MAX_TRACESTATE);
+            let want_baggage = expected(&baggage_value, baggage_twice, MAX_BAGGAGE);
+            let passed = passed_on(&headers);
+            prop_assert_eq!(passed.as_ref().and_then(|passed| passed.trace_state.clone()), want_state.clone());
+            prop_assert_eq!(passed.as_ref().and_then(|passed| passed.baggage.clone()), want_baggage.clone());
+            prop_assert_eq!(passed.is_some(), want_state.is_some() || want_baggage.is_some());
         }
 
         /// Anything at all: no panic, and only the strict shape is taken.
