@@ -13,6 +13,9 @@
 #   ./scripts/bench.sh --load       # wrk over real TCP: bare router, MetricsLayer,
 #                                   # axum-prometheus, the whole obs.layer() stack, with
 #                                   # its log written and its spans exported
+#   ./scripts/bench.sh --compare    # one app three ways (bare, the usual crates, observe),
+#                                   # every signal on, under wrk: req/s, p50/p99, server
+#                                   # CPU per request, ratios to bare
 #
 # These machines are shared and noisy: one benchmark can shift by 100 ns
 # between two runs a minute apart. So every round runs every benchmark once,
@@ -60,6 +63,69 @@ if [[ "${1:-}" == "--instructions" ]]; then
   row router_identity router
   row metrics router
   row axum_prometheus router
+  exit 0
+fi
+
+if [[ "${1:-}" == "--compare" ]]; then
+  # The server on core 0 (all its threads: the log writer and the span
+  # exporter too), wrk and the OTLP/HTTP sink on core 1; rounds interleaved,
+  # each run bounded to COMPARE_SECONDS.
+  need wrk
+  cargo build --locked --release -p observe-tests --example compare_server --example otlp_sink
+  dir=target/compare
+  rm -rf "$dir" && mkdir -p "$dir"
+  server=target/release/examples/compare_server
+  addr=127.0.0.1:38127
+  url="http://$addr/api/v1/groups/42/comments?limit=20"
+  taskset -c 1 target/release/examples/otlp_sink >"$dir/sink.txt" &
+  sink_pid=$!
+  trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do [[ -s "$dir/sink.txt" ]] && break; sleep 0.1; done
+  sink=$(head -1 "$dir/sink.txt")
+  hz=$(getconf CLK_TCK)
+  ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+  results="$dir/results.tsv"
+  : >"$results"
+  printf '%-8s %5s %12s %10s %10s %14s\n' variant round requests/s p50 p99 "CPU us/req"
+  for round in $(seq 1 "${ROUNDS:-3}"); do
+    for variant in ${COMPARE_VARIANTS:-bare usual observe}; do
+      rm -f "$dir"/*.log
+      taskset -c 0 "$server" "$variant" "$addr" "$sink" "$dir" 2>"$dir/$variant.err" &
+      pid=$!
+      for _ in $(seq 1 100); do
+        curl -fs "$url" >/dev/null 2>&1 && break
+        sleep 0.1
+      done
+      before=$(ticks "$pid")
+      out=$(taskset -c 1 wrk -t1 -c32 -d"${COMPARE_SECONDS:-10}s" --latency "$url")
+      after=$(ticks "$pid")
+      kill "$pid"
+      wait "$pid" 2>/dev/null || true
+      requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+      rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+      p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+      p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+      cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+      printf '%-8s %5s %12s %10s %10s %14s\n' "$variant" "$round" "$rps" "$p50" "$p99" "$cpu"
+      printf '%s\t%s\t%s\n' "$variant" "$rps" "$cpu" >>"$results"
+    done
+  done
+  echo
+  echo "medians over the rounds, and ratios to bare:"
+  for variant in ${COMPARE_VARIANTS:-bare usual observe}; do
+    rps=$(awk -F'\t' -v v="$variant" '$1 == v { print $2 }' "$results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+    cpu=$(awk -F'\t' -v v="$variant" '$1 == v { print $3 }' "$results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+    printf '%s\t%s\t%s\n' "$variant" "$rps" "$cpu"
+  done >"$dir/medians.tsv"
+  bare_rps=$(awk -F'\t' '$1 == "bare" { print $2 }' "$dir/medians.tsv")
+  bare_cpu=$(awk -F'\t' '$1 == "bare" { print $3 }' "$dir/medians.tsv")
+  printf '%-8s %12s %14s %16s %14s\n' variant requests/s "CPU us/req" "throughput/bare" "CPU/bare"
+  while IFS=$'\t' read -r variant rps cpu; do
+    awk -v v="$variant" -v r="$rps" -v c="$cpu" -v br="${bare_rps:-0}" -v bc="${bare_cpu:-0}" 'BEGIN {
+      printf "%-8s %12.0f %14.2f %16s %14s\n", v, r, c,
+        (br > 0 ? sprintf("%.2fx", r / br) : "-"), (bc > 0 ? sprintf("%.2fx", c / bc) : "-")
+    }'
+  done <"$dir/medians.tsv"
   exit 0
 fi
 

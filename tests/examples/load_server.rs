@@ -7,6 +7,9 @@
 //! receiver in the same process), and `observe_alerting` (`observe` with the
 //! alert engine evaluating every second, a rule always firing, and a
 //! notification every second into a webhook that never answers).
+//! `bare_served` and `observe_served` are `bare` and `observe` served by
+//! `obs.serve()` (its timeouts, limits and body watch) instead of
+//! `axum::serve`.
 //! `./scripts/bench.sh --load`
 //! runs each under wrk, pinned apart from the load generator.
 #![allow(clippy::unwrap_used)]
@@ -19,7 +22,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (Some(variant), Some(addr)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: load_server VARIANT ADDR; variants: bare, metrics, axum_prometheus, observe, observe_alerting, observe_logged, observe_exported"
+            "usage: load_server VARIANT ADDR; variants: bare, metrics, axum_prometheus, observe, observe_alerting, observe_logged, observe_exported, bare_served, observe_served"
         );
         return ExitCode::FAILURE;
     };
@@ -28,6 +31,16 @@ fn main() -> ExitCode {
         .build()
         .unwrap();
     runtime.block_on(async move {
+        let served = observe::Observability::builder("load")
+            .install_subscriber(false)
+            .install_metrics_recorder(false)
+            .env_vars([("RUST_LOG", "off")])
+            .init()
+            .unwrap();
+        let (variant, by_observe) = match variant.strip_suffix("_served") {
+            Some(variant) => (variant.to_owned(), true),
+            None => (variant, false),
+        };
         let app = match variant.as_str() {
             "bare" => router(|app| app),
             "identity" => router(|app| app.layer(tower::layer::util::Identity::new())),
@@ -109,7 +122,14 @@ fn main() -> ExitCode {
             }
         };
         let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
-        axum::serve(listener, app).await.unwrap();
+        if by_observe {
+            served
+                .serve_with_shutdown(listener, app, std::future::pending())
+                .await
+                .unwrap();
+        } else {
+            axum::serve(listener, app).await.unwrap();
+        }
         ExitCode::SUCCESS
     })
 }

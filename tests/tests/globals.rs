@@ -14,14 +14,18 @@ fn globals_are_installed_last_and_a_taken_one_is_an_error_naming_its_setting() {
         .init()
         .unwrap_err();
     assert_eq!(failed.variable(), "OTEL_TRACES_SAMPLER");
-    assert!(!tracing::dispatcher::has_been_set());
+    assert!(!global_subscriber());
+    let none = tracing::Dispatch::none();
+    // A scoped subscriber somewhere (a test harness's, a library's) is not
+    // the global one.
+    tracing::dispatcher::with_default(&none, || tracing::info!("scoped"));
 
     // So the next init installs both.
     let first = Observability::builder("globals")
         .env_vars::<&str, &str>([])
         .init()
         .unwrap();
-    assert!(tracing::dispatcher::has_been_set());
+    assert!(global_subscriber());
     metrics::counter!("globals_test_total").increment(3);
     assert!(
         first.metrics().render().contains("globals_test_total 3"),
@@ -51,4 +55,16 @@ fn globals_are_installed_last_and_a_taken_one_is_an_error_naming_its_setting() {
         .env_vars::<&str, &str>([])
         .init();
     assert!(local.is_ok());
+}
+
+/// Whether a global subscriber is installed, seen from a thread without a
+/// scoped one.
+fn global_subscriber() -> bool {
+    std::thread::spawn(|| {
+        tracing::dispatcher::get_default(|dispatch| {
+            !dispatch.is::<tracing::subscriber::NoSubscriber>()
+        })
+    })
+    .join()
+    .unwrap()
 }

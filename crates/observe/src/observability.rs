@@ -718,7 +718,7 @@ impl ObservabilityBuilder {
         // failed `init` leaves the process as it found it. Neither global is
         // ever replaced; one that is taken already is an error naming the
         // setting that turns the install off.
-        if self.install_subscriber && tracing::dispatcher::has_been_set() {
+        if self.install_subscriber && global_subscriber_taken() {
             return Err(ConfigError::new(
                 "install_subscriber",
                 "true",
@@ -776,6 +776,19 @@ impl ObservabilityBuilder {
             }),
         })
     }
+}
+
+/// Whether a global `tracing` subscriber is installed. `has_been_set` also
+/// counts scoped ones, and a thread's scoped one hides the global, so a new
+/// thread, which has none, looks.
+fn global_subscriber_taken() -> bool {
+    std::thread::spawn(|| {
+        tracing::dispatcher::get_default(|dispatch| {
+            !dispatch.is::<tracing::subscriber::NoSubscriber>()
+        })
+    })
+    .join()
+    .unwrap_or(true)
 }
 
 /// The metrics part of the configuration, checked.
