@@ -1,10 +1,8 @@
 //! Where spans go: the `OTEL_EXPORTER_OTLP_*` variables, checked.
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{fmt, time::Duration};
 
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-
-use super::{DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_CAPACITY, http_client::OtlpHttpClient};
+use super::{DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_CAPACITY};
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,41 +250,6 @@ impl ExportConfig {
                     .map_or(self.endpoint.len(), |index| after_scheme + index);
                 format!("{}/v1/logs", &self.endpoint[..host_end])
             }
-        }
-    }
-
-    pub(crate) fn build_exporter(
-        &self,
-    ) -> Result<opentelemetry_otlp::SpanExporter, opentelemetry_otlp::ExporterBuildError> {
-        match self.protocol {
-            Protocol::Grpc => {
-                let mut headers = http::HeaderMap::new();
-                for (name, value) in &self.headers {
-                    // Checked when read from the environment.
-                    if let (Ok(name), Ok(value)) = (
-                        http::HeaderName::from_bytes(name.as_bytes()),
-                        http::HeaderValue::from_str(value),
-                    ) {
-                        headers.append(name, value);
-                    }
-                }
-                let metadata =
-                    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(self.endpoint.clone())
-                    .with_timeout(self.timeout)
-                    .with_metadata(metadata)
-                    .build()
-            }
-            Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_endpoint(self.endpoint.clone())
-                .with_timeout(self.timeout)
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_headers(self.headers.iter().cloned().collect::<HashMap<_, _>>())
-                .with_http_client(OtlpHttpClient::new(self.timeout))
-                .build(),
         }
     }
 }

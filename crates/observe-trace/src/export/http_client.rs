@@ -1,8 +1,8 @@
-//! The HTTP client of the `http/protobuf` exporter: hyper on the export
-//! thread's runtime, given to `opentelemetry-otlp` with `with_http_client`.
+//! The HTTP client of the `http/protobuf` transport: hyper on the export
+//! thread's runtime.
 //!
-//! observe does not turn on one of `opentelemetry-otlp`'s client features:
-//! those features change which client the exporter builds for itself, and
+//! observe does not depend on `opentelemetry-otlp` at all: that crate's
+//! client features change which client its exporter builds for itself, and
 //! some combinations of them (`hyper-client` with the crate's default
 //! `reqwest-blocking-client`, which an application already using
 //! OpenTelemetry has) do not compile. A client of our own works with any
@@ -17,7 +17,8 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use opentelemetry_http::{HttpClient, HttpError};
+/// Why a request failed.
+pub(crate) type HttpError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The largest answer read from a collector; its answers are a few bytes
 /// (an `ExportTraceServiceResponse`), so anything bigger is not one.
@@ -57,9 +58,12 @@ impl OtlpHttpClient {
     }
 }
 
-#[async_trait::async_trait]
-impl HttpClient for OtlpHttpClient {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+impl OtlpHttpClient {
+    /// Sends `request` and reads the answer, within the client's timeout.
+    pub(crate) async fn send_bytes(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, HttpError> {
         match tokio::time::timeout(self.timeout, self.send(request)).await {
             Ok(result) => result,
             Err(_) => Err(format!("no answer from the collector within {:?}", self.timeout).into()),

@@ -11,12 +11,11 @@
 use std::{fmt, time::SystemTime};
 
 use opentelemetry_proto::tonic::{
-    collector::logs::v1::{ExportLogsServiceRequest, logs_service_client::LogsServiceClient},
+    collector::logs::v1::ExportLogsServiceRequest,
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value},
     logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
     resource::v1::Resource,
 };
-use prost::Message as _;
 use tracing::{
     Event, Level, Subscriber,
     field::{Field, Visit},
@@ -24,7 +23,7 @@ use tracing::{
 };
 use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
 
-use super::{Item, SpanSink, config::ExportConfig, http_client::OtlpHttpClient};
+use super::{Item, SpanSink};
 
 /// One event, as captured: the rest is done on the export thread.
 pub(crate) struct LogItem {
@@ -274,88 +273,6 @@ pub(crate) fn request(resource: &Resource, items: Vec<LogItem>) -> ExportLogsSer
             }],
             ..ResourceLogs::default()
         }],
-    }
-}
-
-/// Sends log batches to the traces' collector, by the same protocol.
-pub(crate) enum LogsTransport {
-    Grpc {
-        client: LogsServiceClient<tonic::transport::Channel>,
-        metadata: tonic::metadata::MetadataMap,
-    },
-    Http {
-        client: OtlpHttpClient,
-        url: String,
-        headers: Vec<(String, String)>,
-    },
-}
-
-impl LogsTransport {
-    /// Built on the export thread, inside its runtime.
-    pub(crate) fn new(config: &ExportConfig) -> Result<Self, String> {
-        match config.protocol {
-            super::Protocol::Grpc => {
-                let endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.clone())
-                    .map_err(|error| error.to_string())?
-                    .timeout(config.timeout);
-                let mut headers = http::HeaderMap::new();
-                for (name, value) in &config.headers {
-                    if let (Ok(name), Ok(value)) = (
-                        http::HeaderName::from_bytes(name.as_bytes()),
-                        http::HeaderValue::from_str(value),
-                    ) {
-                        headers.append(name, value);
-                    }
-                }
-                Ok(Self::Grpc {
-                    client: LogsServiceClient::new(endpoint.connect_lazy()),
-                    metadata: tonic::metadata::MetadataMap::from_headers(headers),
-                })
-            }
-            super::Protocol::HttpProtobuf => Ok(Self::Http {
-                client: OtlpHttpClient::new(config.timeout),
-                url: config.logs_endpoint(),
-                headers: config.headers.clone(),
-            }),
-        }
-    }
-
-    pub(crate) async fn send(&mut self, request: ExportLogsServiceRequest) -> Result<(), String> {
-        match self {
-            Self::Grpc { client, metadata } => {
-                let mut grpc = tonic::Request::new(request);
-                *grpc.metadata_mut() = metadata.clone();
-                client
-                    .export(grpc)
-                    .await
-                    .map(|_| ())
-                    .map_err(|status| status.message().to_owned())
-            }
-            Self::Http {
-                client,
-                url,
-                headers,
-            } => {
-                use opentelemetry_http::HttpClient as _;
-                let mut builder = http::Request::post(url.as_str())
-                    .header(http::header::CONTENT_TYPE, "application/x-protobuf");
-                for (name, value) in headers.iter() {
-                    builder = builder.header(name.as_str(), value.as_str());
-                }
-                let request = builder
-                    .body(bytes::Bytes::from(request.encode_to_vec()))
-                    .map_err(|error| error.to_string())?;
-                let response = client
-                    .send_bytes(request)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                if response.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("the collector answered {}", response.status()))
-                }
-            }
-        }
     }
 }
 

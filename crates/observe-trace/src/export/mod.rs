@@ -1,8 +1,9 @@
 //! Export off the request path: finished spans go into a bounded queue; one
 //! thread batches them and sends them with the OTLP exporter.
 //!
-//! A request pays for a `try_send` of a small record: the span is built into
-//! OpenTelemetry's `SpanData` and its attributes on the exporter thread. As
+//! A request pays for a `try_send` of a small record: the span is encoded
+//! straight into the OTLP protobuf request on the exporter thread
+//! (`encode.rs`), and sent over gRPC or HTTP (`transport.rs`). As
 //! with the log writer, the exporter thread is not woken per span (a wake-up
 //! is a system call): it drains the queue every [`EXPORT_INTERVAL`], and
 //! early when the queue is half full or a flush asks. A collector that is
@@ -11,10 +12,12 @@
 //! succeeds again.
 
 mod config;
-mod convert;
+mod encode;
 mod http_client;
 mod logs;
 mod processor;
+mod records;
+mod transport;
 
 use std::{
     sync::{
@@ -26,12 +29,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use opentelemetry_sdk::trace::SpanData;
+use prost::Message as _;
 
 pub use config::{ExportConfig, InvalidExportConfig, Protocol};
-pub(crate) use convert::{ClientRecord, InternalRecord, ServerRecord};
 pub(crate) use logs::OtlpLogLayer;
 pub(crate) use processor::QueueProcessor;
+pub(crate) use records::{ClientRecord, InternalRecord, ServerRecord};
 
 /// How often the exporter thread sends what has queued up.
 pub const EXPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -241,8 +245,8 @@ impl TraceHandle {
     }
 }
 
-/// Starts the exporter thread; the exporter itself is built on it, inside
-/// its runtime (tonic's channel needs one).
+/// Starts the exporter thread; the transport is built on it, inside its
+/// runtime (tonic's channel needs one).
 pub(crate) fn start(
     config: ExportConfig,
     resource: opentelemetry_sdk::Resource,
@@ -307,24 +311,11 @@ impl Worker {
         // The exporter's own HTTP and gRPC machinery logs and opens spans;
         // none of it may turn into spans to export.
         let quiet = tracing::Dispatch::none();
-        let exporter = {
-            let _runtime = runtime.enter();
-            tracing::dispatcher::with_default(&quiet, || self.config.build_exporter())
-        };
-        let mut exporter = match exporter {
-            Ok(exporter) => exporter,
-            Err(error) => {
-                tracing::error!(%error, "cannot build the OTLP span exporter; no spans will be exported");
-                return;
-            }
-        };
-        exporter.set_resource(&self.resource);
         let log_resource = logs::proto_resource(&self.resource);
-        // Made at the first record, so services without log export open no
-        // second connection.
-        let mut logs_transport: Option<logs::LogsTransport> = None;
+        // Made at the first export, inside the runtime.
+        let mut transport: Option<transport::Transport> = None;
         let mut log_batch = Vec::new();
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut batch = encode::TraceBatch::new(&self.resource);
         let mut flushes = Vec::new();
         loop {
             let disconnected = loop {
@@ -342,7 +333,7 @@ impl Worker {
                             self.export_logs(
                                 &runtime,
                                 &quiet,
-                                &mut logs_transport,
+                                &mut transport,
                                 &log_resource,
                                 records,
                             );
@@ -354,9 +345,9 @@ impl Worker {
                             self.drop_spans(1);
                             continue;
                         }
-                        batch.extend(convert::span_data(item));
+                        batch.push(item);
                         if batch.len() == MAX_BATCH {
-                            self.export(&runtime, &quiet, &exporter, &mut batch);
+                            self.export(&runtime, &quiet, &mut transport, &mut batch);
                         }
                     }
                     Err(TryRecvError::Empty) => break false,
@@ -364,23 +355,16 @@ impl Worker {
                 }
             };
             if !batch.is_empty() {
-                self.export(&runtime, &quiet, &exporter, &mut batch);
+                self.export(&runtime, &quiet, &mut transport, &mut batch);
             }
             if !log_batch.is_empty() {
                 let records = std::mem::take(&mut log_batch);
-                self.export_logs(
-                    &runtime,
-                    &quiet,
-                    &mut logs_transport,
-                    &log_resource,
-                    records,
-                );
+                self.export_logs(&runtime, &quiet, &mut transport, &log_resource, records);
             }
             for done in flushes.drain(..) {
                 let _ = done.try_send(());
             }
             if disconnected {
-                let _ = exporter.shutdown_with_timeout(DEFAULT_SHUTDOWN_TIMEOUT);
                 return;
             }
             thread::park_timeout(EXPORT_INTERVAL);
@@ -391,17 +375,13 @@ impl Worker {
         &mut self,
         runtime: &tokio::runtime::Runtime,
         quiet: &tracing::Dispatch,
-        exporter: &opentelemetry_otlp::SpanExporter,
-        batch: &mut Vec<SpanData>,
+        transport: &mut Option<transport::Transport>,
+        batch: &mut encode::TraceBatch,
     ) {
         let count = batch.len() as u64;
-        let spans = std::mem::replace(batch, Vec::with_capacity(MAX_BATCH));
-        let timeout = self.config.timeout;
-        let outcome = tracing::dispatcher::with_default(quiet, || {
-            runtime.block_on(async { tokio::time::timeout(timeout, exporter.export(spans)).await })
-        });
-        match outcome {
-            Ok(Ok(())) => {
+        let body = batch.take_request();
+        match self.send(runtime, quiet, transport, transport::Signal::Traces, body) {
+            Ok(()) => {
                 self.shared.exported.fetch_add(count, Relaxed);
                 if self.warned {
                     self.warned = false;
@@ -410,36 +390,46 @@ impl Worker {
                     });
                 }
             }
-            Ok(Err(error)) => self.failed(count, &error.to_string()),
-            Err(_) => self.failed(count, "timed out"),
+            Err(error) => self.failed(count, &error),
         }
+    }
+
+    /// Sends one encoded request within the export timeout, making the
+    /// transport first if need be.
+    fn send(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        quiet: &tracing::Dispatch,
+        transport: &mut Option<transport::Transport>,
+        signal: transport::Signal,
+        body: bytes::Bytes,
+    ) -> Result<(), String> {
+        let timeout = self.config.timeout;
+        tracing::dispatcher::with_default(quiet, || {
+            let _runtime = runtime.enter();
+            let transport = match transport {
+                Some(transport) => transport,
+                None => transport.insert(transport::Transport::new(&self.config)?),
+            };
+            runtime.block_on(async {
+                tokio::time::timeout(timeout, transport.send(signal, body))
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".to_owned()))
+            })
+        })
     }
 
     fn export_logs(
         &mut self,
         runtime: &tokio::runtime::Runtime,
         quiet: &tracing::Dispatch,
-        transport: &mut Option<logs::LogsTransport>,
+        transport: &mut Option<transport::Transport>,
         resource: &opentelemetry_proto::tonic::resource::v1::Resource,
         records: Vec<logs::LogItem>,
     ) {
         let count = records.len() as u64;
-        let timeout = self.config.timeout;
-        let outcome = tracing::dispatcher::with_default(quiet, || {
-            let _runtime = runtime.enter();
-            if transport.is_none() {
-                *transport = Some(logs::LogsTransport::new(&self.config)?);
-            }
-            let Some(transport) = transport.as_mut() else {
-                return Err("no transport".to_owned());
-            };
-            let request = logs::request(resource, records);
-            runtime.block_on(async {
-                tokio::time::timeout(timeout, transport.send(request))
-                    .await
-                    .unwrap_or_else(|_| Err("timed out".to_owned()))
-            })
-        });
+        let body = bytes::Bytes::from(logs::request(resource, records).encode_to_vec());
+        let outcome = self.send(runtime, quiet, transport, transport::Signal::Logs, body);
         match outcome {
             Ok(()) => {
                 self.shared.logs_exported.fetch_add(count, Relaxed);
