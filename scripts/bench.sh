@@ -77,16 +77,31 @@ if [[ "${1:-}" == "--compare" ]]; then
   server=target/release/examples/compare_server
   addr=127.0.0.1:38127
   url="http://$addr/api/v1/groups/42/comments?limit=20"
-  taskset -c 1 target/release/examples/otlp_sink >"$dir/sink.txt" &
+  taskset -c 1 target/release/examples/otlp_sink "$dir/spans.count" >"$dir/sink.txt" &
   sink_pid=$!
   trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do [[ -s "$dir/sink.txt" ]] && break; sleep 0.1; done
   sink=$(head -1 "$dir/sink.txt")
   hz=$(getconf CLK_TCK)
   ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+  spans() { cat "$dir/spans.count" 2>/dev/null || echo 0; }
+  # Spans still on their way after the run: wait until the count holds
+  # still for 2 s (the OpenTelemetry SDK exports every 5 s), 12 s at most.
+  settled_spans() {
+    local last now still=0
+    last=$(spans)
+    for _ in $(seq 1 24); do
+      sleep 0.5
+      now=$(spans)
+      if [[ "$now" == "$last" ]]; then still=$((still + 1)); else still=0; fi
+      [[ $still -ge 4 ]] && break
+      last=$now
+    done
+    echo "$now"
+  }
   results="$dir/results.tsv"
   : >"$results"
-  printf '%-8s %5s %12s %10s %10s %14s\n' variant round requests/s p50 p99 "CPU us/req"
+  printf '%-8s %5s %12s %10s %10s %14s %10s %10s\n' variant round requests/s p50 p99 "CPU us/req" spans/req lines/req
   for round in $(seq 1 "${ROUNDS:-3}"); do
     for variant in ${COMPARE_VARIANTS:-bare usual observe}; do
       rm -f "$dir"/*.log
@@ -96,9 +111,11 @@ if [[ "${1:-}" == "--compare" ]]; then
         curl -fs "$url" >/dev/null 2>&1 && break
         sleep 0.1
       done
+      spans_before=$(settled_spans)
       before=$(ticks "$pid")
       out=$(taskset -c 1 wrk -t1 -c32 -d"${COMPARE_SECONDS:-10}s" --latency "$url")
       after=$(ticks "$pid")
+      spans_after=$(settled_spans)
       kill "$pid"
       wait "$pid" 2>/dev/null || true
       requests=$(awk '/requests in/ { print $1 }' <<<"$out")
@@ -106,7 +123,11 @@ if [[ "${1:-}" == "--compare" ]]; then
       p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
       p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
       cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
-      printf '%-8s %5s %12s %10s %10s %14s\n' "$variant" "$round" "$rps" "$p50" "$p99" "$cpu"
+      exported=$(awk -v s=$((spans_after - spans_before)) -v n="$requests" 'BEGIN { printf "%.3f", s / n }')
+      lines=0
+      if [[ -f "$dir/$variant.log" ]]; then lines=$(wc -l <"$dir/$variant.log"); fi
+      logged=$(awk -v l="$lines" -v n="$requests" 'BEGIN { printf "%.3f", l / n }')
+      printf '%-8s %5s %12s %10s %10s %14s %10s %10s\n' "$variant" "$round" "$rps" "$p50" "$p99" "$cpu" "$exported" "$logged"
       printf '%s\t%s\t%s\n' "$variant" "$rps" "$cpu" >>"$results"
     done
   done

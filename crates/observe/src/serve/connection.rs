@@ -30,7 +30,7 @@ use pin_project_lite::pin_project;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    sync::{Notify, watch},
+    sync::watch,
     time::Instant,
 };
 use tower_service::Service;
@@ -99,8 +99,16 @@ pub(super) async fn serve(
     if draining {
         return;
     }
+    // One timer per connection, re-armed only when it fires: a request that
+    // starts or ends touches no timer. While a request is in progress the
+    // timer only looks again later.
+    let recheck = server
+        .limits
+        .header_read_timeout
+        .min(server.limits.idle_timeout);
+    let timer = tokio::time::sleep(server.limits.header_read_timeout);
+    tokio::pin!(timer);
     loop {
-        let deadline = state.deadline(&server.limits);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -108,18 +116,18 @@ pub(super) async fn serve(
                 }
                 return;
             }
-            () = state.request_ended.notified() => {}
-            () = sleep_until(deadline) => {
-                // A head may have started since the deadline was set.
-                let due = state
-                    .deadline(&server.limits)
-                    .is_some_and(|deadline| deadline <= Instant::now());
-                if due {
-                    if state.reading_head() {
-                        server.count(ConnectionError::HeaderTimeout, Some(peer));
+            () = timer.as_mut() => {
+                let now = Instant::now();
+                match state.deadline(&server.limits) {
+                    Some(deadline) if deadline <= now => {
+                        if state.reading_head() {
+                            server.count(ConnectionError::HeaderTimeout, Some(peer));
+                        }
+                        // Nothing in progress: closing loses nothing.
+                        return;
                     }
-                    // Nothing in progress: closing loses nothing.
-                    return;
+                    Some(deadline) => timer.as_mut().reset(deadline),
+                    None => timer.as_mut().reset(now + recheck),
                 }
             }
             changed = shutdown.changed(), if !draining => {
@@ -130,13 +138,6 @@ pub(super) async fn serve(
                 connection.as_mut().graceful_shutdown();
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -201,7 +202,6 @@ struct ConnectionState {
     head_started_ms: AtomicU64,
     /// When the last request ended.
     idle_since_ms: AtomicU64,
-    request_ended: Notify,
 }
 
 const NOT_READING: u64 = u64::MAX;
@@ -214,7 +214,6 @@ impl ConnectionState {
             // The first head is due from the accept.
             head_started_ms: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
-            request_ended: Notify::new(),
         }
     }
 
@@ -270,7 +269,6 @@ impl ConnectionState {
     fn request_ended(&self) {
         if self.open_requests.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle_since_ms.store(self.now_ms(), Ordering::Release);
-            self.request_ended.notify_one();
         }
     }
 }
