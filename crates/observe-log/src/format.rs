@@ -303,11 +303,23 @@ impl Ids {
 }
 
 /// What a span leaves in its extensions.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct SpanData {
     ids: Ids,
     /// Rendered fields of this span and its parents.
     fields: Arc<str>,
+}
+
+impl Default for SpanData {
+    fn default() -> Self {
+        // Most spans have no fields of their own to render: one shared
+        // empty text rather than an allocation each.
+        static NO_FIELDS: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        Self {
+            ids: Ids::default(),
+            fields: NO_FIELDS.get_or_init(|| Arc::from("")).clone(),
+        }
+    }
 }
 
 /// The layer that formats events and queues them for the writer. Build it

@@ -169,56 +169,57 @@ impl Logging {
                 .map_or_else(|_| String::from_utf8_lossy(value.as_bytes()), Cow::Borrowed)
         });
         let user_id = response_user.or(facts.user_id.as_ref()).map(UserId::as_str);
-        let path = RedactedPath {
-            redaction: &self.config.redaction,
-            uri: &facts.uri,
-        };
         let context = report
             .filter(|report| !report.context().is_empty())
             .map(ErrorReport::context_json);
-        event_at!(
-            level,
-            method = facts.method.as_str(),
-            endpoint = facts
-                .endpoint
-                .as_ref()
-                .map_or(crate::UNMATCHED_ENDPOINT, MatchedPath::as_str),
-            path = %path,
-            status_code = status,
-            duration_ms,
-            request_bytes = facts.request_bytes,
-            response_bytes,
-            user_agent = user_agent.as_deref(),
-            client_ip = facts.client_ip.map(tracing::field::display),
-            user_id,
-            aborted = aborted.then_some(true),
-            error_type = report.map(ErrorReport::error_type),
-            error_message = report.map(ErrorReport::message),
-            context = context.as_deref(),
-            panic = report.filter(|report| report.is_panic()).map(|_| true),
-            "{}",
-            if aborted { "request aborted" } else { "request finished" }
-        );
+        PATH.with_borrow_mut(|path| {
+            path.clear();
+            // Writing into a String cannot fail.
+            let _ = redacted_path(path, &self.config.redaction, &facts.uri);
+            let path = path.as_str();
+            event_at!(
+                level,
+                method = facts.method.as_str(),
+                endpoint = facts
+                    .endpoint
+                    .as_ref()
+                    .map_or(crate::UNMATCHED_ENDPOINT, MatchedPath::as_str),
+                path,
+                status_code = status,
+                duration_ms,
+                request_bytes = facts.request_bytes,
+                response_bytes,
+                user_agent = user_agent.as_deref(),
+                client_ip = facts.client_ip.map(tracing::field::display),
+                user_id,
+                aborted = aborted.then_some(true),
+                error_type = report.map(ErrorReport::error_type),
+                error_message = report.map(ErrorReport::message),
+                context = context.as_deref(),
+                panic = report.filter(|report| report.is_panic()).map(|_| true),
+                "{}",
+                if aborted {
+                    "request aborted"
+                } else {
+                    "request finished"
+                }
+            );
+        });
     }
 }
 
-/// The path and query with secret query values replaced, written straight
-/// into the line.
-struct RedactedPath<'a> {
-    redaction: &'a Redaction,
-    uri: &'a Uri,
+thread_local! {
+    /// The redacted path of the line being written: one buffer per thread,
+    /// so the line's `path` is text already, with nothing to format.
+    static PATH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-impl fmt::Display for RedactedPath<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.uri.path();
-        match self.uri.query() {
-            None => f.write_str(path),
-            Some(query) => {
-                f.write_str(path)?;
-                f.write_str("?")?;
-                self.redaction.query_into(f, query)
-            }
-        }
+/// The path and query with secret query values replaced.
+fn redacted_path(out: &mut String, redaction: &Redaction, uri: &Uri) -> fmt::Result {
+    out.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        out.push('?');
+        redaction.query_into(out, query)?;
     }
+    Ok(())
 }
