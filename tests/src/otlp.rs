@@ -46,6 +46,10 @@ pub struct ReceivedSpan {
     pub attributes: BTreeMap<String, String>,
     /// 0 unset, 1 ok, 2 error.
     pub status_code: i32,
+    /// Start and end, nanoseconds since the Unix epoch.
+    pub start_unix_nano: u64,
+    /// See `start_unix_nano`.
+    pub end_unix_nano: u64,
     /// The resource's attributes.
     pub resource: BTreeMap<String, String>,
     /// `grpc` or `http`.
@@ -122,6 +126,8 @@ impl Store {
                         kind: span.kind,
                         attributes: attributes(&span.attributes),
                         status_code: span.status.map_or(0, |status| status.code),
+                        start_unix_nano: span.start_time_unix_nano,
+                        end_unix_nano: span.end_time_unix_nano,
                         resource: resource.clone(),
                         transport,
                     });

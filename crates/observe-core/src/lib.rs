@@ -1,5 +1,6 @@
 //! What every observe crate shares, defined once: the status and the
-//! endpoint label the signals agree on, the text of a panic, and the
+//! endpoint label the signals agree on, one clock for a request
+//! ([`RequestStart`], [`Elapsed`]), the text of a panic, and the
 //! bearer-token check of the built-in routes.
 //!
 //! # Example
@@ -18,9 +19,12 @@
 //! assert_eq!(panic_message(&*payload), "lost");
 //! ```
 
-use std::any::Any;
+use std::{
+    any::Any,
+    time::{Duration, SystemTime},
+};
 
-use http::{HeaderMap, header::AUTHORIZATION};
+use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
 
 /// The status of a request whose client went away before the response, or
 /// whose server cut it at the drain bound (nginx's "client closed
@@ -29,6 +33,71 @@ pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 /// The route (`endpoint`) of a request that matched no route.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+
+/// When a request started: taken once, by the outermost of observe's
+/// layers, and left in the request extensions so that the layers inside it
+/// measure from the same instant. A layer used alone takes its own.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart {
+    instant: quanta::Instant,
+    wall: SystemTime,
+}
+
+impl RequestStart {
+    /// Now.
+    pub fn now() -> Self {
+        Self {
+            instant: quanta::Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// The start `request` carries, or now, left in it for the layers
+    /// inside.
+    pub fn of<B>(request: &mut Request<B>) -> Self {
+        if let Some(start) = request.extensions().get::<Self>() {
+            return *start;
+        }
+        let start = Self::now();
+        request.extensions_mut().insert(start);
+        start
+    }
+
+    /// The monotonic instant, for durations.
+    pub fn instant(&self) -> quanta::Instant {
+        self.instant
+    }
+
+    /// The wall-clock time, for timestamps.
+    pub fn wall(&self) -> SystemTime {
+        self.wall
+    }
+
+    /// How long since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.instant.elapsed()
+    }
+}
+
+/// How long a request took to its response head: measured once, by the
+/// innermost of observe's layers, and left in the response extensions, so
+/// the log line's `duration_ms`, the histogram sample and the span's
+/// duration are one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(pub Duration);
+
+impl Elapsed {
+    /// The duration `response` carries, or the time since `start`, left in
+    /// it for the layers outside.
+    pub fn of<B>(response: &mut Response<B>, start: &RequestStart) -> Duration {
+        if let Some(elapsed) = response.extensions().get::<Self>() {
+            return elapsed.0;
+        }
+        let elapsed = start.elapsed();
+        response.extensions_mut().insert(Self(elapsed));
+        elapsed
+    }
+}
 
 /// What a panic said: its `&str` or `String` payload, or a fixed text for
 /// any other.
@@ -80,6 +149,21 @@ mod tests {
         assert!(!bearer_token_matches(&with("Basic s3cret"), "s3cret"));
         assert!(!bearer_token_matches(&with("bearer"), "s3cret"));
         assert!(!bearer_token_matches(&HeaderMap::new(), "s3cret"));
+    }
+
+    #[test]
+    fn the_outermost_start_and_the_innermost_elapsed_are_shared() {
+        let mut request = Request::new(());
+        let outer = RequestStart::of(&mut request);
+        let inner = RequestStart::of(&mut request);
+        assert_eq!(outer.instant(), inner.instant());
+        assert_eq!(outer.wall(), inner.wall());
+        let mut response = Response::new(());
+        let first = Elapsed::of(&mut response, &inner);
+        std::thread::sleep(Duration::from_millis(2));
+        let second = Elapsed::of(&mut response, &outer);
+        assert_eq!(first, second);
+        assert!(outer.elapsed() > first);
     }
 
     #[test]

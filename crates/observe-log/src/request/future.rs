@@ -36,7 +36,7 @@ pub(super) struct RequestFacts {
 struct Logging {
     span: Span,
     facts: RequestFacts,
-    started: quanta::Instant,
+    started: observe_core::RequestStart,
     config: Arc<Config>,
 }
 
@@ -54,7 +54,8 @@ pin_project! {
             // Dropped before the response: the client went away.
             if let Some(logging) = this.project().logging.take() {
                 let _enter = logging.span.enter();
-                logging.write(CLIENT_CLOSED_STATUS, None, None, true);
+                let elapsed = logging.started.elapsed();
+                logging.write(CLIENT_CLOSED_STATUS, None, None, true, elapsed);
             }
         }
     }
@@ -72,7 +73,7 @@ impl<F> ResponseFuture<F> {
         inner: F,
         span: Span,
         facts: RequestFacts,
-        started: quanta::Instant,
+        started: observe_core::RequestStart,
         config: Arc<Config>,
     ) -> Self {
         Self {
@@ -108,15 +109,19 @@ where
             return this.inner.poll(cx);
         };
         let entered = logging.span.enter();
-        let result = ready!(this.inner.poll(cx));
-        match &result {
+        let mut result = ready!(this.inner.poll(cx));
+        match &mut result {
             Ok(response) => {
+                // Measured once here, the innermost signal, and left in the
+                // response for the histogram and the span outside.
+                let elapsed = observe_core::Elapsed::of(response, &logging.started);
                 let extensions = response.extensions();
                 logging.write(
                     response.status().as_u16(),
                     response.body().size_hint().exact(),
                     Some((extensions.get::<ErrorReport>(), extensions.get::<UserId>())),
                     false,
+                    elapsed,
                 );
             }
             Err(_) => logging.write(
@@ -124,6 +129,7 @@ where
                 None,
                 None,
                 false,
+                logging.started.elapsed(),
             ),
         }
         drop(entered);
@@ -153,6 +159,7 @@ impl Logging {
         response_bytes: Option<u64>,
         response: Option<(Option<&ErrorReport>, Option<&UserId>)>,
         aborted: bool,
+        elapsed: std::time::Duration,
     ) {
         let (report, response_user) = response.unwrap_or((None, None));
         let facts = &self.facts;
@@ -161,7 +168,6 @@ impl Logging {
             400.. => self.config.levels[1],
             _ => self.config.levels[0],
         };
-        let elapsed = self.started.elapsed();
         // Whole microseconds, so the float carries no false precision.
         let duration_ms = elapsed.as_micros() as f64 / 1000.0;
         let user_agent = facts.user_agent.as_ref().map(|value| {

@@ -49,7 +49,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let path = request.uri().path();
         if self
             .config
@@ -59,7 +59,7 @@ where
         {
             return ResponseFuture::unlogged(self.inner.call(request));
         }
-        let started = quanta::Instant::now();
+        let started = observe_core::RequestStart::of(&mut request);
         let request_id = request.extensions().get::<RequestId>();
         let trace = request.extensions().get::<TraceIds>();
         let span = tracing::info_span!(

@@ -5,9 +5,8 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use quanta::Instant;
-
 use http::Response;
+use observe_core::{Elapsed, RequestStart};
 use observe_errors::ErrorReport;
 use pin_project_lite::pin_project;
 
@@ -39,15 +38,24 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let mut result = ready!(this.inner.poll(cx));
         if let Some(recording) = this.recording.take() {
-            match &result {
-                Ok(response) => recording.finish(
-                    response.status().as_u16(),
-                    response.extensions().get::<ErrorReport>(),
-                ),
+            match &mut result {
+                Ok(response) => {
+                    // The duration the request log (inside) measured, so the
+                    // histogram sample is the line's `duration_ms`.
+                    let elapsed = Elapsed::of(response, &recording.started);
+                    recording.finish(
+                        response.status().as_u16(),
+                        response.extensions().get::<ErrorReport>(),
+                        elapsed,
+                    );
+                }
                 // A service error has no status; the server answers 500.
-                Err(_) => recording.finish(500, None),
+                Err(_) => {
+                    let elapsed = recording.started.elapsed();
+                    recording.finish(500, None, elapsed);
+                }
             }
         }
         Poll::Ready(result)
@@ -58,13 +66,13 @@ where
 /// aborted, so the in-flight gauge comes back down when a client goes away.
 pub(super) struct Recording {
     endpoint: Arc<Endpoint>,
-    started: Instant,
+    started: RequestStart,
     method: u8,
     finished: bool,
 }
 
 impl Recording {
-    pub(super) fn new(endpoint: Arc<Endpoint>, method: usize, started: Instant) -> Self {
+    pub(super) fn new(endpoint: Arc<Endpoint>, method: usize, started: RequestStart) -> Self {
         Self {
             endpoint,
             started,
@@ -74,15 +82,14 @@ impl Recording {
         }
     }
 
-    fn finish(mut self, status: u16, report: Option<&ErrorReport>) {
+    fn finish(mut self, status: u16, report: Option<&ErrorReport>, elapsed: std::time::Duration) {
         self.finished = true;
         self.endpoint
-            .finish(usize::from(self.method), status, self.nanos(), report);
+            .finish(usize::from(self.method), status, nanos(elapsed), report);
     }
 
     fn nanos(&self) -> u64 {
-        let elapsed = Instant::now().duration_since(self.started);
-        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        nanos(self.started.elapsed())
     }
 }
 
@@ -93,4 +100,8 @@ impl Drop for Recording {
                 .finish(usize::from(self.method), ABORTED_STATUS, self.nanos(), None);
         }
     }
+}
+
+fn nanos(elapsed: std::time::Duration) -> u64 {
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
 }

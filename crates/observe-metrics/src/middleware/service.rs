@@ -43,8 +43,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let started = quanta::Instant::now();
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let started = observe_core::RequestStart::of(&mut request);
         let method = method_index(request.method());
         let route = request.extensions().get::<MatchedPath>();
         let endpoint = self

@@ -3,7 +3,6 @@ use std::{
     net::IpAddr,
     pin::Pin,
     task::{Context, Poll, ready},
-    time::SystemTime,
 };
 
 use axum::extract::MatchedPath;
@@ -28,11 +27,17 @@ pub(crate) struct Recording {
     pub(crate) user_agent: Option<HeaderValue>,
     pub(crate) version: Version,
     pub(crate) request_id: Option<observe_request_id::RequestId>,
-    pub(crate) start: SystemTime,
+    pub(crate) start: observe_core::RequestStart,
 }
 
 impl Recording {
-    fn finish(self, context: TraceContext, status: Option<StatusCode>, error_type: Option<String>) {
+    fn finish(
+        self,
+        context: TraceContext,
+        status: Option<StatusCode>,
+        error_type: Option<String>,
+        elapsed: std::time::Duration,
+    ) {
         let record = ServerRecord {
             context,
             method: self.method,
@@ -44,8 +49,10 @@ impl Recording {
             user_agent: self.user_agent,
             version: self.version,
             request_id: self.request_id,
-            start: self.start,
-            end: SystemTime::now(),
+            start: self.start.wall(),
+            // The duration the layers inside measured (the request line's
+            // and the histogram's), from the same start.
+            end: self.start.wall() + elapsed,
             status,
             error_type,
         };
@@ -68,7 +75,8 @@ pin_project! {
             let this = this.project();
             // Dropped before the response: the client went away.
             if let (Some(recording), Some(context)) = (this.recording.take(), this.context.take()) {
-                recording.finish(context, None, None);
+                let elapsed = recording.start.elapsed();
+                recording.finish(context, None, None, elapsed);
             }
         }
     }
@@ -111,23 +119,28 @@ where
         let polled = this.inner.poll(cx);
         drop(otel);
         *this.context = current.exit();
-        let result = ready!(polled);
+        let mut result = ready!(polled);
         if let (Some(recording), Some(context)) = (this.recording.take(), this.context.take()) {
-            match &result {
+            match &mut result {
                 Ok(response) => {
+                    let elapsed = observe_core::Elapsed::of(response, &recording.start);
                     let status = response.status();
                     let error_type = status
                         .is_server_error()
                         .then(|| response.extensions().get::<ErrorReport>())
                         .flatten()
                         .map(|report| report.error_type().to_owned());
-                    recording.finish(context, Some(status), error_type);
+                    recording.finish(context, Some(status), error_type, elapsed);
                 }
-                Err(_) => recording.finish(
-                    context,
-                    Some(StatusCode::INTERNAL_SERVER_ERROR),
-                    Some("service_error".to_owned()),
-                ),
+                Err(_) => {
+                    let elapsed = recording.start.elapsed();
+                    recording.finish(
+                        context,
+                        Some(StatusCode::INTERNAL_SERVER_ERROR),
+                        Some("service_error".to_owned()),
+                        elapsed,
+                    );
+                }
             }
         }
         Poll::Ready(result)

@@ -2,7 +2,6 @@ use std::{
     net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
-    time::SystemTime,
 };
 
 use axum::extract::{ConnectInfo, MatchedPath};
@@ -83,6 +82,7 @@ where
         let recording = match &self.config.sink {
             Some(sink) if sampled => {
                 context.sink = Some(sink.clone());
+                let start = observe_core::RequestStart::of(&mut request);
                 let extensions = request.extensions();
                 Some(Box::new(Recording {
                     sink: sink.clone(),
@@ -96,7 +96,7 @@ where
                     user_agent: request.headers().get(USER_AGENT).cloned(),
                     version: request.version(),
                     request_id: extensions.get::<RequestId>().cloned(),
-                    start: SystemTime::now(),
+                    start,
                 }))
             }
             _ => None,

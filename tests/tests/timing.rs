@@ -1,0 +1,74 @@
+//! One request, one duration: the request line's `duration_ms`, the
+//! histogram's sample and the server span's length are the same number,
+//! measured once from one start (`observe_core::RequestStart`,
+//! `observe_core::Elapsed`).
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use axum::{Router, routing::get};
+use observe::Observability;
+use observe_tests::{
+    TestServer, http_get,
+    logs::{LogBuffer, runtime_with},
+    otlp::OtlpReceiver,
+    prometheus::{samples, value},
+};
+
+#[test]
+fn the_log_line_the_histogram_and_the_span_give_one_duration() {
+    let receiver_runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = receiver_runtime.block_on(OtlpReceiver::start());
+    let endpoint = receiver.grpc_endpoint();
+    let buffer = LogBuffer::default();
+    let obs = Observability::builder("timing")
+        .environment("test")
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .log_writer(buffer.clone())
+        .env_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+        .init()
+        .unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        // Long enough that clocks read at different moments would differ.
+        let app = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                "done"
+            }),
+        );
+        let server = TestServer::start(&obs, app).await;
+        assert_eq!(http_get(&server.url("/slow"), &[]).await.status, 200);
+        server.stop(Duration::from_secs(10)).await.unwrap();
+    });
+    obs.tracing()
+        .handle()
+        .unwrap()
+        .flush(Duration::from_secs(10))
+        .unwrap();
+
+    let lines = buffer.request_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let logged_ms = lines[0]["duration_ms"].as_f64().unwrap();
+    let spans = receiver.spans();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let span_nanos = spans[0].end_unix_nano - spans[0].start_unix_nano;
+    let text = obs.metrics().render();
+    let sum_seconds = value(
+        &samples(&text),
+        "http_request_duration_seconds_sum",
+        &[("endpoint", "/slow")],
+    );
+    let sum_nanos = (sum_seconds * 1e9).round() as u64;
+
+    assert!(span_nanos >= 15_000_000, "{span_nanos} ns");
+    assert_eq!(span_nanos, sum_nanos, "span against histogram");
+    // The line keeps whole microseconds.
+    assert_eq!(
+        (logged_ms * 1000.0).round() as u64,
+        span_nanos / 1000,
+        "line against span"
+    );
+}
