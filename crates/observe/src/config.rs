@@ -82,6 +82,29 @@ impl Env {
             .transpose()
     }
 
+    /// A count above zero: the builder's `set` (named `setting`) or the
+    /// variable `name`; zero or anything else is refused, naming which.
+    pub(crate) fn positive_count(
+        &self,
+        setting: &'static str,
+        set: Option<usize>,
+        name: &'static str,
+        what: &'static str,
+    ) -> Result<Option<usize>, ConfigError> {
+        let reason = || format!("expected a number of {what} above zero");
+        match set {
+            Some(0) => Err(ConfigError::new(setting, "0", reason())),
+            Some(count) => Ok(Some(count)),
+            None => match self.get(name)? {
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(count) if count > 0 => Ok(Some(count)),
+                    _ => Err(ConfigError::new(name, value, reason())),
+                },
+                None => Ok(None),
+            },
+        }
+    }
+
     pub(crate) fn duration(&self, name: &'static str) -> Result<Option<Duration>, ConfigError> {
         self.get(name)?
             .map(|value| parse_duration(name, &value))

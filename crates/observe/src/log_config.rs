@@ -161,29 +161,14 @@ impl LogOptions {
             Some(lossless) => lossless,
             None => env.bool("OBSERVE_LOG_LOSSLESS")?.unwrap_or(false),
         };
-        let queue_capacity = match self.queue_capacity {
-            Some(0) => {
-                return Err(ConfigError::new(
-                    "log_queue_capacity",
-                    "0",
-                    "expected a number of lines above zero",
-                ));
-            }
-            Some(capacity) => capacity,
-            None => match env.get("OBSERVE_LOG_QUEUE_CAPACITY")? {
-                Some(value) => match value.trim().parse::<usize>() {
-                    Ok(capacity) if capacity > 0 => capacity,
-                    _ => {
-                        return Err(ConfigError::new(
-                            "OBSERVE_LOG_QUEUE_CAPACITY",
-                            value,
-                            "expected a number of lines above zero",
-                        ));
-                    }
-                },
-                None => LOG_QUEUE_CAPACITY,
-            },
-        };
+        let queue_capacity = env
+            .positive_count(
+                "log_queue_capacity",
+                self.queue_capacity,
+                "OBSERVE_LOG_QUEUE_CAPACITY",
+                "lines",
+            )?
+            .unwrap_or(LOG_QUEUE_CAPACITY);
         builder = builder.lossless(lossless).queue_capacity(queue_capacity);
 
         let redaction = match self.redaction {

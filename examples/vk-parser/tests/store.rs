@@ -18,12 +18,7 @@ const REDIS: &str = "redis://127.0.0.1:6379/";
 
 async fn app(url: &str, redis: bool) -> (Router, Observability) {
     let store = Store::connect(url).await.unwrap();
-    let obs = Observability::builder("vk-parser-test")
-        .install_subscriber(false)
-        .install_metrics_recorder(false)
-        .env_vars::<&str, &str>([])
-        .init()
-        .unwrap();
+    let obs = common::observability("vk-parser-test");
     let base = common::standin(Default::default()).await;
     let mut vk = common::vk_client(&obs, &base, Duration::from_secs(5));
     let cache = if redis {
@@ -327,12 +322,7 @@ async fn a_database_stalling_mid_transaction_answers_504_and_rolls_back() {
         .unwrap()
         .statement_timeout(Duration::from_millis(500))
         .transaction_timeout(Duration::from_secs(2));
-    let obs = Observability::builder("vk-parser-test")
-        .install_subscriber(false)
-        .install_metrics_recorder(false)
-        .env_vars::<&str, &str>([])
-        .init()
-        .unwrap();
+    let obs = common::observability("vk-parser-test");
     let base = common::standin(Default::default()).await;
     let vk = common::vk_client(&obs, &base, Duration::from_secs(5));
     let app = obs.router(vk_parser::app(AppState::new(
@@ -378,12 +368,7 @@ async fn a_database_stalling_mid_transaction_answers_504_and_rolls_back() {
 async fn a_parse_past_its_deadline_answers_504_and_stores_nothing() {
     let database = TempDatabase::create("store_parse_deadline").await;
     let store = Store::connect(database.url()).await.unwrap();
-    let obs = Observability::builder("vk-parser-test")
-        .install_subscriber(false)
-        .install_metrics_recorder(false)
-        .env_vars::<&str, &str>([])
-        .init()
-        .unwrap();
+    let obs = common::observability("vk-parser-test");
     let base = common::standin(vk_parser::standin::server::Faults {
         error_rate: 0.0,
         latency: Duration::from_millis(300),

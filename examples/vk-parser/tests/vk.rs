@@ -255,12 +255,7 @@ fn each_vk_error_maps_to_its_answer_log_line_and_counters() {
 
 #[test]
 fn the_client_keeps_to_three_requests_a_second_and_the_standin_injects_errors() {
-    let obs = Observability::builder("vk-parser")
-        .install_subscriber(false)
-        .install_metrics_recorder(false)
-        .env_vars::<&str, &str>([])
-        .init()
-        .unwrap();
+    let obs = common::observability("vk-parser");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (url, file) = common::sqlite("rate");
@@ -333,12 +328,7 @@ fn the_client_keeps_to_three_requests_a_second_and_the_standin_injects_errors() 
 
 #[test]
 fn abandoned_parses_free_their_rate_limit_slots_and_a_full_queue_answers_503_at_once() {
-    let obs = Observability::builder("vk-parser")
-        .install_subscriber(false)
-        .install_metrics_recorder(false)
-        .env_vars::<&str, &str>([])
-        .init()
-        .unwrap();
+    let obs = common::observability("vk-parser");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (url, file) = common::sqlite("slots");

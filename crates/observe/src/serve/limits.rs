@@ -60,29 +60,14 @@ impl ServerOptions {
             env,
             BODY_READ_TIMEOUT,
         )?;
-        let max_connections = match self.max_connections {
-            Some(0) => {
-                return Err(ConfigError::new(
-                    "max_connections",
-                    "0",
-                    "at least one connection must be allowed",
-                ));
-            }
-            Some(count) => count,
-            None => match env.get("OBSERVE_MAX_CONNECTIONS")? {
-                Some(value) => match value.trim().parse::<usize>() {
-                    Ok(count) if count > 0 => count,
-                    _ => {
-                        return Err(ConfigError::new(
-                            "OBSERVE_MAX_CONNECTIONS",
-                            value,
-                            "expected a whole number above 0",
-                        ));
-                    }
-                },
-                None => connections_for(open_file_limit()),
-            },
-        };
+        let max_connections = env
+            .positive_count(
+                "max_connections",
+                self.max_connections,
+                "OBSERVE_MAX_CONNECTIONS",
+                "connections",
+            )?
+            .unwrap_or_else(|| connections_for(open_file_limit()));
         Ok(ServerLimits {
             header_read_timeout,
             idle_timeout,

@@ -79,6 +79,17 @@ pub(crate) fn sqlite(name: &str) -> (String, PathBuf) {
     (format!("sqlite://{}?mode=rwc", file.display()), file)
 }
 
+/// A handle named `service` that installs no globals and reads no
+/// environment: one per test.
+pub(crate) fn observability(service: &str) -> Observability {
+    Observability::builder(service)
+        .install_subscriber(false)
+        .install_metrics_recorder(false)
+        .env_vars::<&str, &str>([])
+        .init()
+        .unwrap()
+}
+
 /// A VK client of `base` recording into `obs`.
 pub(crate) fn vk_client(obs: &Observability, base: &str, timeout: Duration) -> VkClient {
     VkClient::new(
