@@ -19,6 +19,10 @@
 //! assert_eq!(panic_message(&*payload), "lost");
 //! ```
 
+mod trace_ids;
+
+pub use trace_ids::TraceIds;
+
 use std::{
     any::Any,
     time::{Duration, SystemTime},
@@ -33,6 +37,15 @@ pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 /// The route (`endpoint`) of a request that matched no route.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+
+/// The `tracing` target of the request log's line per request: with
+/// `RUST_LOG=observe_log::request=warn`, only failures. A prefix of
+/// [`REQUEST_SPAN_TARGET`], so one directive names both.
+pub const REQUEST_LINE_TARGET: &str = "observe_log::request";
+
+/// The `tracing` target of the request log's span per request, which
+/// carries the request's ids to every event inside it.
+pub const REQUEST_SPAN_TARGET: &str = "observe_log::request_span";
 
 /// When a request started: taken once, by the outermost of observe's
 /// layers, and left in the request extensions so that the layers inside it

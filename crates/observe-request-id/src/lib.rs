@@ -47,14 +47,13 @@ mod id;
 mod layer;
 mod make;
 mod scope;
-mod trace_ids;
 mod v7;
 
 pub use id::{InvalidRequestId, RequestId, propagate_current};
 pub use layer::{RequestIdLayer, RequestIdService, ResponseFuture};
 pub use make::{MakeRequestId, MakeUuidV7};
+pub use observe_core::TraceIds;
 pub use scope::{Scoped, current, scope};
-pub use trace_ids::TraceIds;
 
 use http::HeaderName;
 

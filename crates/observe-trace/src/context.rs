@@ -181,14 +181,14 @@ impl TraceContext {
     }
 
     /// The ids for the request log, as hex.
-    pub fn ids(&self) -> observe_request_id::TraceIds {
-        observe_request_id::TraceIds::new(self.trace_id.to_bytes(), self.span_id.to_bytes())
+    pub fn ids(&self) -> observe_core::TraceIds {
+        observe_core::TraceIds::new(self.trace_id.to_bytes(), self.span_id.to_bytes())
     }
 }
 
 /// `00-{trace id}-{span id}-{flags}`.
 pub(crate) fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue {
-    let ids = observe_request_id::TraceIds::new(trace_id.to_bytes(), span_id.to_bytes());
+    let ids = observe_core::TraceIds::new(trace_id.to_bytes(), span_id.to_bytes());
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
     text[3..35].copy_from_slice(ids.trace_id().as_bytes());
     text[36..52].copy_from_slice(ids.span_id().as_bytes());

@@ -207,11 +207,11 @@ impl Tracing {
                 "opentelemetry_otlp",
                 tracing_subscriber::filter::LevelFilter::OFF,
             );
-        // `observe_log::request` covers the request line and, as a prefix,
-        // the request span: neither belongs to the trace (the server span is
-        // this crate's own record).
+        // The request line's target is a prefix of the request span's:
+        // neither belongs to the trace (the server span is this crate's own
+        // record).
         let filter = transport.clone().with_target(
-            "observe_log::request",
+            observe_core::REQUEST_LINE_TARGET,
             tracing_subscriber::filter::LevelFilter::OFF,
         );
         let layer = tracing_opentelemetry::layer()

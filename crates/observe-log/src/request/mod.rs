@@ -62,11 +62,11 @@ pub use service::RequestLog;
 /// The target of the request span; the subscriber [`Logging`](crate::Logging)
 /// installs keeps it enabled whatever `RUST_LOG` says, so ids reach every
 /// event that is logged.
-pub const SPAN_TARGET: &str = "observe_log::request_span";
+pub const SPAN_TARGET: &str = observe_core::REQUEST_SPAN_TARGET;
 
 /// The target of request lines: `RUST_LOG=observe_log::request=warn` keeps
 /// failures only.
-pub const LINE_TARGET: &str = "observe_log::request";
+pub const LINE_TARGET: &str = observe_core::REQUEST_LINE_TARGET;
 
 /// The user a request is made for, for the `user_id` field. Put it in the
 /// request extensions (from a middleware outside the log layer) or the

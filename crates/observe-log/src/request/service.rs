@@ -6,7 +6,8 @@ use std::{
 use axum::extract::MatchedPath;
 use http::{Request, Response, header::USER_AGENT};
 use http_body::Body;
-use observe_request_id::{RequestId, TraceIds};
+use observe_core::TraceIds;
+use observe_request_id::RequestId;
 use tower_service::Service;
 
 use super::{Config, ResponseFuture, UserId, client_ip::client_ip, future::RequestFacts};

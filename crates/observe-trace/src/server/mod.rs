@@ -7,7 +7,7 @@
 //!   is missing, repeated or invalid starts a new trace, never an error;
 //! - decides whether the trace is sampled ([`Sampler`](crate::Sampler):
 //!   the caller's decision by default);
-//! - puts the span's [`TraceIds`](observe_request_id::TraceIds) into the
+//! - puts the span's [`TraceIds`](observe_core::TraceIds) into the
 //!   request extensions, so the request log and every event in the request
 //!   carry `trace_id` and `span_id`, and makes its
 //!   [`TraceContext`](crate::TraceContext) [`current`](crate::current) while

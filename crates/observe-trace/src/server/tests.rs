@@ -18,7 +18,7 @@ fn echo()
         let context = current();
         let ids = request
             .extensions()
-            .get::<observe_request_id::TraceIds>()
+            .get::<observe_core::TraceIds>()
             .copied();
         let body = match (context, ids) {
             (Some(context), Some(ids)) => {

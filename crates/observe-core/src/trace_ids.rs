@@ -5,7 +5,7 @@ use std::fmt;
 /// A request's W3C trace id and span id as lowercase hex, put into the
 /// request extensions by a tracing layer (observe-trace's `TraceLayer`) and
 /// read by the layers inside it, such as the request log. Here, in the crate
-/// every layer already depends on, so that logging needs no OpenTelemetry.
+/// every layer depends on, so that logging needs no OpenTelemetry.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceIds {
     trace_id: [u8; 32],
