@@ -31,12 +31,6 @@ fn main() -> ExitCode {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let served = observe::Observability::builder("load")
-            .install_subscriber(false)
-            .install_metrics_recorder(false)
-            .env_vars([("RUST_LOG", "off")])
-            .init()
-            .unwrap();
         let (variant, by_observe) = match variant.strip_suffix("_served") {
             Some(variant) => (variant.to_owned(), true),
             None => (variant, false),
@@ -123,6 +117,12 @@ fn main() -> ExitCode {
         };
         let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
         if by_observe {
+            let served = observe::Observability::builder("load")
+                .install_subscriber(false)
+                .install_metrics_recorder(false)
+                .env_vars([("RUST_LOG", "off")])
+                .init()
+                .unwrap();
             served
                 .serve_with_shutdown(listener, app, std::future::pending())
                 .await

@@ -184,7 +184,6 @@ fn idle_keep_alive_lasts_the_idle_timeout_not_the_header_timeout() {
         let (head, body) = raw_exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert_eq!(body, "ok");
-        let idle_from = Instant::now();
         // Past the header timeout: still open, and still serving.
         tokio::time::sleep(HEADER_READ_TIMEOUT + Duration::from_millis(200)).await;
         let (head, _) = raw_exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -192,7 +191,6 @@ fn idle_keep_alive_lasts_the_idle_timeout_not_the_header_timeout() {
         let idle_from_second = Instant::now();
         let took = closed_after(&mut stream, idle_from_second).await;
         assert_about(took, IDLE_TIMEOUT);
-        assert!(idle_from.elapsed() > IDLE_TIMEOUT);
         // Closing an idle connection refuses nothing.
         assert_eq!(connection_errors(&obs, "header_timeout"), 0.0);
         assert_eq!(requests(&obs, "/", "200"), 2.0);

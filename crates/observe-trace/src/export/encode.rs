@@ -1,7 +1,8 @@
 //! Finished spans straight into the protobuf bytes of an OTLP
 //! `ExportTraceServiceRequest`, on the export thread: no `SpanData`, no
 //! message structs per span, no string per attribute. A batch's buffers are
-//! kept and reused, so a steady stream of spans allocates nothing here.
+//! kept and reused: a span allocates nothing here, an export request one
+//! buffer for its bytes.
 //!
 //! The encoding follows `opentelemetry-proto`'s: the tests decode it with
 //! that crate's types, and spans from the OpenTelemetry SDK (`tracing`

@@ -390,7 +390,7 @@ impl Worker {
                     });
                 }
             }
-            Err(error) => self.failed(count, &error),
+            Err(error) => self.failed(transport::Signal::Traces, count, &error),
         }
     }
 
@@ -434,36 +434,33 @@ impl Worker {
             Ok(()) => {
                 self.shared.logs_exported.fetch_add(count, Relaxed);
             }
-            Err(error) => {
-                self.shared.failed_exports.fetch_add(1, Relaxed);
-                self.shared.drop_logs(count);
-                if !self.warned {
-                    self.warned = true;
-                    self.log(|| {
-                        tracing::warn!(
-                            endpoint = %self.config.endpoint,
-                            error,
-                            dropped_log_records = count,
-                            "log export failed; records are dropped and counted in otel_logs_dropped_total until it works again"
-                        );
-                    });
-                }
-            }
+            Err(error) => self.failed(transport::Signal::Logs, count, &error),
         }
     }
 
-    fn failed(&mut self, count: u64, error: &str) {
+    /// Drops and counts what a failed export carried; warns once per run
+    /// of failures.
+    fn failed(&mut self, signal: transport::Signal, count: u64, error: &str) {
         self.shared.failed_exports.fetch_add(1, Relaxed);
-        self.drop_spans(count);
+        match signal {
+            transport::Signal::Traces => self.drop_spans(count),
+            transport::Signal::Logs => self.shared.drop_logs(count),
+        }
         if !self.warned {
             self.warned = true;
-            self.log(|| {
-                tracing::warn!(
+            self.log(|| match signal {
+                transport::Signal::Traces => tracing::warn!(
                     endpoint = %self.config.endpoint,
                     error,
                     dropped_spans = count,
                     "span export failed; spans are dropped and counted in otel_spans_dropped_total until it works again"
-                );
+                ),
+                transport::Signal::Logs => tracing::warn!(
+                    endpoint = %self.config.endpoint,
+                    error,
+                    dropped_log_records = count,
+                    "log export failed; records are dropped and counted in otel_logs_dropped_total until it works again"
+                ),
             });
         }
     }

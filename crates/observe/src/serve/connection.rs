@@ -82,15 +82,13 @@ pub(super) async fn serve(
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let state = Arc::new(ConnectionState::new());
+    let state = Arc::new(ConnectionState::new(server.clone(), peer));
     let io = TokioIo::new(WatchedIo {
         io: stream,
         state: state.clone(),
         _slot: slot,
     });
     let service = ConnectionService {
-        server: server.clone(),
-        peer,
         state: state.clone(),
     };
     let connection = server.builder.serve_connection_with_upgrades(io, service);
@@ -192,9 +190,12 @@ fn reason_of(error: &(dyn std::error::Error + 'static)) -> Option<ConnectionErro
     Some(ConnectionError::ConnectionFailed)
 }
 
-/// Times in milliseconds from the connection's start: atomics, so the
-/// socket, the requests and the watchdog share them without a lock.
+/// One connection: its server and peer, made once per connection, and times
+/// in milliseconds from its start, atomics, so the socket, the requests and
+/// the watchdog share them without a lock.
 struct ConnectionState {
+    server: Arc<Server>,
+    peer: SocketAddr,
     started: Instant,
     open_requests: AtomicU32,
     /// When the head being read began (its first byte, or the accept for the
@@ -207,8 +208,10 @@ struct ConnectionState {
 const NOT_READING: u64 = u64::MAX;
 
 impl ConnectionState {
-    fn new() -> Self {
+    fn new(server: Arc<Server>, peer: SocketAddr) -> Self {
         Self {
+            server,
+            peer,
             started: Instant::now(),
             open_requests: AtomicU32::new(0),
             // The first head is due from the accept.
@@ -329,8 +332,6 @@ impl AsyncWrite for WatchedIo {
 /// The application as hyper calls it for each request of the connection.
 #[derive(Clone)]
 struct ConnectionService {
-    server: Arc<Server>,
-    peer: SocketAddr,
     state: Arc<ConnectionState>,
 }
 
@@ -340,24 +341,22 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Future = ConnectionFuture;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let in_progress = InProgress::new(self.state.clone());
+        let state = &self.state;
         let outcome = BodyOutcome::default();
         let (mut parts, body) = request.into_parts();
-        parts.extensions.insert(ConnectInfo(self.peer));
+        parts.extensions.insert(ConnectInfo(state.peer));
         parts.extensions.insert(outcome.clone());
-        let body = WatchedBody::new(body, self.server.limits.body_read_timeout, outcome.clone());
+        let body = WatchedBody::new(body, state.server.limits.body_read_timeout, outcome.clone());
         // A Router is always ready.
-        let future = self
+        let future = state
             .server
             .app
             .clone()
             .call(Request::from_parts(parts, AxumBody::new(body)));
         ConnectionFuture {
             inner: future,
-            in_progress: Some(in_progress),
+            in_progress: Some(InProgress::new(state.clone())),
             outcome,
-            server: self.server.clone(),
-            peer: self.peer,
         }
     }
 }
@@ -385,8 +384,6 @@ pin_project! {
         inner: axum::routing::future::RouteFuture<Infallible>,
         in_progress: Option<InProgress>,
         outcome: BodyOutcome,
-        server: Arc<Server>,
-        peer: SocketAddr,
     }
 }
 
@@ -396,11 +393,14 @@ impl Future for ConnectionFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
-        if this.outcome.status() == Some(http::StatusCode::REQUEST_TIMEOUT) {
-            this.server
-                .count(ConnectionError::BodyTimeout, Some(*this.peer));
-        }
         let in_progress = this.in_progress.take();
+        if this.outcome.status() == Some(http::StatusCode::REQUEST_TIMEOUT)
+            && let Some(InProgress(state)) = &in_progress
+        {
+            state
+                .server
+                .count(ConnectionError::BodyTimeout, Some(state.peer));
+        }
         Poll::Ready(Ok(response.map(|body| InProgressBody {
             inner: body,
             _in_progress: in_progress,

@@ -182,7 +182,7 @@ impl Observability {
             Err(_) => {
                 tracing::warn!(
                     ?timeout,
-                    requests = server_requests(&connections),
+                    connections = connections.len(),
                     "requests still open after the shutdown timeout; cutting them"
                 );
                 // Dropping a connection drops its request: each is logged,
@@ -251,11 +251,6 @@ fn is_per_connection(error: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
-}
-
-/// Connections still being served.
-fn server_requests(connections: &JoinSet<()>) -> usize {
-    connections.len()
 }
 
 /// An accepted connection's place under the limit and in
