@@ -1,6 +1,6 @@
 //! What every observe crate shares, defined once: the status and the
-//! endpoint label the signals agree on, one clock for a request
-//! ([`RequestStart`], [`Elapsed`]), the text of a panic, and the
+//! endpoint label the signals agree on, the facts of a request taken once
+//! ([`RequestFacts`]), one clock for a request ([`RequestStart`], [`Elapsed`]), the text of a panic, and the
 //! bearer-token check of the built-in routes.
 //!
 //! # Example
@@ -19,8 +19,10 @@
 //! assert_eq!(panic_message(&*payload), "lost");
 //! ```
 
+mod facts;
 mod trace_ids;
 
+pub use facts::RequestFacts;
 pub use trace_ids::TraceIds;
 
 use std::{

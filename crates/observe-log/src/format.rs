@@ -278,27 +278,72 @@ fn level_lower(level: &Level) -> &'static str {
 /// The correlation ids of a span and everything under it.
 #[derive(Debug, Clone, Default)]
 struct Ids {
-    request_id: Option<Arc<str>>,
-    trace_id: Option<Arc<str>>,
-    span_id: Option<Arc<str>>,
+    request_id: Option<IdText>,
+    trace_id: Option<IdText>,
+    span_id: Option<IdText>,
 }
 
 impl Ids {
     fn iter(&self) -> [Option<&str>; 3] {
         [
-            self.request_id.as_deref(),
-            self.trace_id.as_deref(),
-            self.span_id.as_deref(),
+            self.request_id.as_ref().map(IdText::as_str),
+            self.trace_id.as_ref().map(IdText::as_str),
+            self.span_id.as_ref().map(IdText::as_str),
         ]
     }
 
-    fn slot(&mut self, name: &str) -> Option<&mut Option<Arc<str>>> {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<IdText>> {
         match name {
             "request_id" => Some(&mut self.request_id),
             "trace_id" => Some(&mut self.trace_id),
             "span_id" => Some(&mut self.span_id),
             _ => None,
         }
+    }
+}
+
+/// Ids up to this long (UUIDs, W3C trace and span ids) are kept inline.
+const INLINE_ID: usize = 40;
+
+/// An id's text: inline when short, so a request span's ids cost no
+/// allocation; shared when longer.
+#[derive(Clone)]
+enum IdText {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Shared(Arc<str>),
+}
+
+impl IdText {
+    fn new(text: &str) -> Self {
+        let mut bytes = [0; INLINE_ID];
+        match bytes.get_mut(..text.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(text.as_bytes());
+                Self::Inline {
+                    // At most `INLINE_ID`.
+                    len: text.len() as u8,
+                    bytes,
+                }
+            }
+            None => Self::Shared(Arc::from(text)),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole, so still UTF-8.
+            Self::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|text| std::str::from_utf8(text).ok())
+                .unwrap_or_default(),
+            Self::Shared(text) => text,
+        }
+    }
+}
+
+impl fmt::Debug for IdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -602,7 +647,7 @@ impl<'a> FieldVisitor<'a> {
             Some(slot) => {
                 let mut text = String::new();
                 let _ = write!(text, "{value:?}");
-                *slot = Some(Arc::from(text));
+                *slot = Some(IdText::new(&text));
                 true
             }
             None => false,
@@ -614,7 +659,7 @@ impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let name = field.name();
         if let Some(slot) = self.ids.slot(name) {
-            *slot = Some(Arc::from(value));
+            *slot = Some(IdText::new(value));
             return;
         }
         if name == crate::fields::CONTEXT && self.context_fields(value) {

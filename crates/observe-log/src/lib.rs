@@ -67,8 +67,8 @@ use tracing_subscriber::{
 pub use format::{Format, LogLayer, Schema};
 pub use redact::{DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY_PARAMS, REDACTED, Redaction};
 pub use request::{
-    CLIENT_CLOSED_STATUS, InvalidProxy, LINE_TARGET, RequestLog, RequestLogLayer, ResponseFuture,
-    SPAN_TARGET, TrustedProxy, UserId,
+    CLIENT_CLOSED_STATUS, InvalidProxy, LINE_TARGET, RequestLine, RequestLog, RequestLogLayer,
+    ResponseFuture, SPAN_TARGET, TrustedProxy, UserId,
 };
 pub use writer::{FileOutput, FlushTimeout, LogHandle, Rotation, WRITER_POLL_INTERVAL};
 

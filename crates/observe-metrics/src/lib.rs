@@ -84,7 +84,7 @@ mod routes;
 pub use connections::{CONNECTION_ERRORS_TOTAL, ConnectionError, ConnectionErrors};
 pub use handle::{GlobalRecorderError, InvalidBuckets, Metrics, MetricsBuilder};
 pub use listener::{CountedIo, CountingListener};
-pub use middleware::{MetricsLayer, MetricsService, ResponseFuture};
+pub use middleware::{MetricsLayer, MetricsService, RequestRecording, ResponseFuture};
 pub use red::{RedPoint, RedSnapshot};
 
 use std::time::Duration;

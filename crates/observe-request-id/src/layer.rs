@@ -80,17 +80,52 @@ impl<M> RequestIdLayer<M> {
     }
 }
 
+impl<M: MakeRequestId> RequestIdLayer<M> {
+    /// Gives `request` its id: the valid one it brought when incoming ids
+    /// are trusted, a fresh one otherwise, in its extensions (and its
+    /// header, as [`set_request_header`](Self::set_request_header) says).
+    /// [`RequestIdService`] calls it for every request; a layer that
+    /// observes a request once for every signal (observe's) calls it
+    /// itself, then [`ResponseHeader::set`] and [`scope`](crate::scope).
+    pub fn assign<B>(&mut self, request: &mut Request<B>) -> RequestId {
+        let (found, set_header) = match incoming(request.headers(), &self.header_name) {
+            Incoming::Valid(request_id) if self.trust_incoming => (Some(request_id), false),
+            Incoming::Absent => (None, self.set_request_header),
+            // Never leave an id on the request that differs from ours.
+            Incoming::Valid(_) | Incoming::Invalid => (None, true),
+        };
+        let request_id = match found {
+            Some(request_id) => request_id,
+            None => {
+                let fresh = self.make_request_id.make_request_id(request);
+                if set_header {
+                    request
+                        .headers_mut()
+                        .insert(self.header_name.clone(), fresh.to_header_value());
+                }
+                fresh
+            }
+        };
+        request.extensions_mut().insert(request_id.clone());
+        request_id
+    }
+}
+
+impl<M> RequestIdLayer<M> {
+    /// The header responses get the id in.
+    pub fn response_header(&self) -> ResponseHeader {
+        ResponseHeader::new(&self.header_name)
+    }
+}
+
 impl<S, M: Clone> Layer<S> for RequestIdLayer<M> {
     type Service = RequestIdService<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RequestIdService {
             inner,
-            response_header: ResponseHeader::new(&self.header_name),
-            header_name: self.header_name.clone(),
-            trust_incoming: self.trust_incoming,
-            set_request_header: self.set_request_header,
-            make_request_id: self.make_request_id.clone(),
+            response_header: self.response_header(),
+            layer: self.clone(),
         }
     }
 }
@@ -100,10 +135,7 @@ impl<S, M: Clone> Layer<S> for RequestIdLayer<M> {
 pub struct RequestIdService<S, M = MakeUuidV7> {
     inner: S,
     response_header: ResponseHeader,
-    header_name: HeaderName,
-    trust_incoming: bool,
-    set_request_header: bool,
-    make_request_id: M,
+    layer: RequestIdLayer<M>,
 }
 
 impl<S, M> RequestIdService<S, M> {
@@ -123,10 +155,12 @@ impl<S, M> RequestIdService<S, M> {
     }
 }
 
-/// The response header's name, as the response future keeps it: nothing for
-/// the default, a shared pointer otherwise, so the future stays small.
+/// The header a response gets its request id in, from
+/// [`RequestIdLayer::response_header`], as a response future keeps it:
+/// nothing for the default name, a shared pointer otherwise, so the future
+/// stays small.
 #[derive(Debug, Clone)]
-struct ResponseHeader(Option<Arc<HeaderName>>);
+pub struct ResponseHeader(Option<Arc<HeaderName>>);
 
 impl ResponseHeader {
     fn new(name: &HeaderName) -> Self {
@@ -138,6 +172,13 @@ impl ResponseHeader {
             None => DEFAULT_HEADER_NAME,
             Some(name) => HeaderName::clone(name),
         }
+    }
+
+    /// Sets `request_id` on `response`, in place of any id it had.
+    pub fn set<B>(&self, response: &mut Response<B>, request_id: RequestId) {
+        response
+            .headers_mut()
+            .insert(self.name(), request_id.into_header_value());
     }
 }
 
@@ -175,25 +216,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let (found, set_header) = match incoming(request.headers(), &self.header_name) {
-            Incoming::Valid(request_id) if self.trust_incoming => (Some(request_id), false),
-            Incoming::Absent => (None, self.set_request_header),
-            // Never leave an id on the request that differs from ours.
-            Incoming::Valid(_) | Incoming::Invalid => (None, true),
-        };
-        let request_id = match found {
-            Some(request_id) => request_id,
-            None => {
-                let fresh = self.make_request_id.make_request_id(&request);
-                if set_header {
-                    request
-                        .headers_mut()
-                        .insert(self.header_name.clone(), fresh.to_header_value());
-                }
-                fresh
-            }
-        };
-        request.extensions_mut().insert(request_id.clone());
+        let request_id = self.layer.assign(&mut request);
         ResponseFuture {
             inner: scope(request_id, self.inner.call(request)),
             header_name: self.response_header.clone(),
@@ -220,9 +243,7 @@ where
         let mut this = self.project();
         let mut response = ready!(this.inner.as_mut().poll(cx))?;
         if let Some(request_id) = this.inner.take_id() {
-            response
-                .headers_mut()
-                .insert(this.header_name.name(), request_id.into_header_value());
+            this.header_name.set(&mut response, request_id);
         }
         Poll::Ready(Ok(response))
     }

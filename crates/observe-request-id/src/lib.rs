@@ -50,7 +50,7 @@ mod scope;
 mod v7;
 
 pub use id::{InvalidRequestId, RequestId, propagate_current};
-pub use layer::{RequestIdLayer, RequestIdService, ResponseFuture};
+pub use layer::{RequestIdLayer, RequestIdService, ResponseFuture, ResponseHeader};
 pub use make::{MakeRequestId, MakeUuidV7};
 pub use observe_core::TraceIds;
 pub use scope::{Scoped, current, scope};

@@ -68,8 +68,8 @@ pin_project! {
 
 impl<F> Scoped<F> {
     /// The id, once the future has been polled to completion (or before it
-    /// is polled).
-    pub(crate) fn take_id(self: Pin<&mut Self>) -> Option<RequestId> {
+    /// is polled), for the response header.
+    pub fn take_id(self: Pin<&mut Self>) -> Option<RequestId> {
         self.project().id.take()
     }
 }

@@ -59,7 +59,7 @@ pub use export::{
     MAX_BATCH, Protocol, TraceHandle,
 };
 pub use sampler::{InvalidSampler, Root, Sampler};
-pub use server::{ResponseFuture, Trace, TraceLayer};
+pub use server::{ResponseFuture, ServerSpan, Trace, TraceLayer};
 pub use span::{InSpan, in_span};
 
 /// A variable that does not parse: which, what it held, and why.

@@ -80,7 +80,7 @@ mod status;
 mod trace_config;
 
 pub use config::ConfigError;
-pub use layer::{ObserveLayer, ObserveService};
+pub use layer::{Observe, ObserveLayer, ObserveService, ResponseFuture};
 pub use log_config::LogOutput;
 pub use observability::{Observability, ObservabilityBuilder};
 pub use serve::{

@@ -6,38 +6,119 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
+    time::Duration,
 };
 
-use axum::extract::MatchedPath;
-use http::{HeaderValue, Method, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
+use observe_core::{RequestFacts, TraceIds};
 use observe_errors::ErrorReport;
+use observe_request_id::RequestId;
 use pin_project_lite::pin_project;
 use tracing::{Level, Span};
 
-use super::{Config, UserId};
+use super::{Config, UserId, client_ip::client_ip};
 use crate::Redaction;
 
 /// The status of a request whose client went away before the response, as
 /// nginx logs it.
 pub use observe_core::CLIENT_CLOSED_STATUS;
 
-/// What the line needs from the request, taken before the request moves on.
-pub(super) struct RequestFacts {
-    pub(super) method: Method,
-    pub(super) endpoint: Option<MatchedPath>,
-    pub(super) uri: Uri,
-    pub(super) user_agent: Option<HeaderValue>,
-    pub(super) client_ip: Option<IpAddr>,
-    pub(super) request_bytes: Option<u64>,
-    pub(super) user_id: Option<UserId>,
+/// One request's line, from [`RequestLogLayer::start`](super::RequestLogLayer::start):
+/// the `request` span that carries the request's ids to every event inside
+/// it, and what the line needs from the request besides its
+/// [`RequestFacts`]. [`finish`](Self::finish) writes the line.
+///
+/// [`RequestLog`](super::RequestLog) makes one per request; a layer that
+/// observes a request once for every signal (observe's) makes it itself.
+#[must_use = "the line is written by `finish` or `abort`"]
+pub struct RequestLine {
+    span: Span,
+    client_ip: Option<IpAddr>,
+    request_bytes: Option<u64>,
+    user_id: Option<UserId>,
+    config: Arc<Config>,
 }
 
-struct Logging {
-    span: Span,
-    facts: RequestFacts,
-    started: observe_core::RequestStart,
-    config: Arc<Config>,
+impl fmt::Debug for RequestLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestLine")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestLine {
+    /// The line of `request`, or `None` when its path is not logged.
+    pub(super) fn start<B: Body>(config: &Arc<Config>, request: &Request<B>) -> Option<Self> {
+        let path = request.uri().path();
+        if config
+            .excluded
+            .iter()
+            .any(|excluded| excluded.matches(path))
+        {
+            return None;
+        }
+        let extensions = request.extensions();
+        let request_id = extensions.get::<RequestId>();
+        let trace = extensions.get::<TraceIds>();
+        let span = tracing::info_span!(
+            target: super::SPAN_TARGET,
+            "request",
+            request_id = request_id.map(RequestId::as_str),
+            trace_id = trace.map(TraceIds::trace_id),
+            span_id = trace.map(TraceIds::span_id),
+        );
+        Some(Self {
+            span,
+            client_ip: client_ip(extensions, request.headers(), &config.trusted_proxies),
+            request_bytes: request.body().size_hint().exact(),
+            user_id: extensions.get::<UserId>().cloned(),
+            config: config.clone(),
+        })
+    }
+
+    /// The `request` span: enter it while the request's work runs.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Writes the line of a request answered with `response` after
+    /// `elapsed`: its status, body size, and the [`ErrorReport`] and
+    /// [`UserId`] in its extensions.
+    pub fn finish<B: Body>(self, facts: &RequestFacts, response: &Response<B>, elapsed: Duration) {
+        let extensions = response.extensions();
+        let _entered = self.span.enter();
+        self.write(
+            facts,
+            response.status().as_u16(),
+            response.body().size_hint().exact(),
+            Some((extensions.get::<ErrorReport>(), extensions.get::<UserId>())),
+            false,
+            elapsed,
+        );
+    }
+
+    /// Writes the line of a request the inner service failed with an error
+    /// (the server answers `500`).
+    pub fn fail(self, facts: &RequestFacts, elapsed: Duration) {
+        let _entered = self.span.enter();
+        self.write(
+            facts,
+            StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
+            None,
+            None,
+            false,
+            elapsed,
+        );
+    }
+
+    /// Writes the line of a request whose client went away first:
+    /// [`CLIENT_CLOSED_STATUS`], `aborted`.
+    pub fn abort(self, facts: &RequestFacts, elapsed: Duration) {
+        let _entered = self.span.enter();
+        self.write(facts, CLIENT_CLOSED_STATUS, None, None, true, elapsed);
+    }
 }
 
 pin_project! {
@@ -46,45 +127,23 @@ pin_project! {
         #[pin]
         inner: F,
         // `None` for excluded paths, and once the line is written.
-        logging: Option<Logging>,
+        logging: Option<(RequestLine, RequestFacts)>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before the response: the client went away.
-            if let Some(logging) = this.project().logging.take() {
-                let _enter = logging.span.enter();
-                let elapsed = logging.started.elapsed();
-                logging.write(CLIENT_CLOSED_STATUS, None, None, true, elapsed);
+            if let Some((line, facts)) = this.project().logging.take() {
+                let elapsed = facts.start.elapsed();
+                line.abort(&facts, elapsed);
             }
         }
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn unlogged(inner: F) -> Self {
-        Self {
-            inner,
-            logging: None,
-        }
-    }
-
-    pub(super) fn logged(
-        inner: F,
-        span: Span,
-        facts: RequestFacts,
-        started: observe_core::RequestStart,
-        config: Arc<Config>,
-    ) -> Self {
-        Self {
-            inner,
-            logging: Some(Logging {
-                span,
-                facts,
-                started,
-                config,
-            }),
-        }
+    pub(super) fn new(inner: F, logging: Option<(RequestLine, RequestFacts)>) -> Self {
+        Self { inner, logging }
     }
 }
 
@@ -105,36 +164,24 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(logging) = this.logging.as_ref() else {
+        let Some((line, _)) = this.logging.as_ref() else {
             return this.inner.poll(cx);
         };
-        let entered = logging.span.enter();
-        let mut result = ready!(this.inner.poll(cx));
-        match &mut result {
-            Ok(response) => {
-                // Measured once here, the innermost signal, and left in the
-                // response for the histogram and the span outside.
-                let elapsed = observe_core::Elapsed::of(response, &logging.started);
-                let extensions = response.extensions();
-                logging.write(
-                    response.status().as_u16(),
-                    response.body().size_hint().exact(),
-                    Some((extensions.get::<ErrorReport>(), extensions.get::<UserId>())),
-                    false,
-                    elapsed,
-                );
-            }
-            Err(_) => logging.write(
-                StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
-                None,
-                None,
-                false,
-                logging.started.elapsed(),
-            ),
-        }
+        let entered = line.span.enter();
+        let polled = this.inner.poll(cx);
         drop(entered);
-        // Written: nothing for `drop` to do.
-        *this.logging = None;
+        let mut result = ready!(polled);
+        if let Some((line, facts)) = this.logging.take() {
+            match &mut result {
+                Ok(response) => {
+                    // Measured once here, the innermost signal, and left in
+                    // the response for the histogram and the span outside.
+                    let elapsed = observe_core::Elapsed::of(response, &facts.start);
+                    line.finish(&facts, response, elapsed);
+                }
+                Err(_) => line.fail(&facts, facts.start.elapsed()),
+            }
+        }
         Poll::Ready(result)
     }
 }
@@ -152,9 +199,10 @@ macro_rules! event_at {
     };
 }
 
-impl Logging {
+impl RequestLine {
     fn write(
         &self,
+        facts: &RequestFacts,
         status: u16,
         response_bytes: Option<u64>,
         response: Option<(Option<&ErrorReport>, Option<&UserId>)>,
@@ -162,7 +210,6 @@ impl Logging {
         elapsed: std::time::Duration,
     ) {
         let (report, response_user) = response.unwrap_or((None, None));
-        let facts = &self.facts;
         let level = match status {
             500.. => self.config.levels[2],
             400.. => self.config.levels[1],
@@ -174,7 +221,7 @@ impl Logging {
             std::str::from_utf8(value.as_bytes())
                 .map_or_else(|_| String::from_utf8_lossy(value.as_bytes()), Cow::Borrowed)
         });
-        let user_id = response_user.or(facts.user_id.as_ref()).map(UserId::as_str);
+        let user_id = response_user.or(self.user_id.as_ref()).map(UserId::as_str);
         let context = report
             .filter(|report| !report.context().is_empty())
             .map(ErrorReport::context_json);
@@ -186,17 +233,14 @@ impl Logging {
             event_at!(
                 level,
                 method = facts.method.as_str(),
-                endpoint = facts
-                    .endpoint
-                    .as_ref()
-                    .map_or(crate::UNMATCHED_ENDPOINT, MatchedPath::as_str),
+                endpoint = facts.endpoint(),
                 path,
                 status_code = status,
                 duration_ms,
-                request_bytes = facts.request_bytes,
+                request_bytes = self.request_bytes,
                 response_bytes,
                 user_agent = user_agent.as_deref(),
-                client_ip = facts.client_ip.map(tracing::field::display),
+                client_ip = self.client_ip.map(tracing::field::display),
                 user_id,
                 aborted = aborted.then_some(true),
                 error_type = report.map(ErrorReport::error_type),

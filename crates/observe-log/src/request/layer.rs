@@ -3,7 +3,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 use tracing::Level;
 
-use super::{RequestLog, TrustedProxy};
+use super::{RequestLine, RequestLog, TrustedProxy};
 use crate::{DEFAULT_EXCLUDED_PATHS, Redaction};
 
 /// Logs one line per finished request; see the [module docs](super).
@@ -103,6 +103,16 @@ impl RequestLogLayer {
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = TrustedProxy>) -> Self {
         self.config().trusted_proxies = proxies.into_iter().collect();
         self
+    }
+}
+
+impl RequestLogLayer {
+    /// The line of `request`, with its `request` span open, or `None` when
+    /// its path is [not logged](Self::exclude_paths). [`RequestLog`] calls
+    /// it for every request; a layer that observes a request once for every
+    /// signal (observe's) calls it itself, then [`RequestLine::finish`].
+    pub fn start<B: http_body::Body>(&self, request: &http::Request<B>) -> Option<RequestLine> {
+        RequestLine::start(&self.config, request)
     }
 }
 

@@ -54,7 +54,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use client_ip::{InvalidProxy, TrustedProxy};
-pub use future::{CLIENT_CLOSED_STATUS, ResponseFuture};
+pub use future::{CLIENT_CLOSED_STATUS, RequestLine, ResponseFuture};
 use layer::Config;
 pub use layer::RequestLogLayer;
 pub use service::RequestLog;

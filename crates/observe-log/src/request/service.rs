@@ -3,14 +3,12 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::extract::MatchedPath;
-use http::{Request, Response, header::USER_AGENT};
+use http::{Request, Response};
 use http_body::Body;
-use observe_core::TraceIds;
-use observe_request_id::RequestId;
+use observe_core::RequestFacts;
 use tower_service::Service;
 
-use super::{Config, ResponseFuture, UserId, client_ip::client_ip, future::RequestFacts};
+use super::{Config, RequestLine, ResponseFuture};
 
 /// The service of [`RequestLogLayer`](super::RequestLogLayer).
 #[derive(Debug, Clone)]
@@ -51,36 +49,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let path = request.uri().path();
-        if self
-            .config
-            .excluded
-            .iter()
-            .any(|excluded| excluded.matches(path))
-        {
-            return ResponseFuture::unlogged(self.inner.call(request));
-        }
-        let started = observe_core::RequestStart::of(&mut request);
-        let request_id = request.extensions().get::<RequestId>();
-        let trace = request.extensions().get::<TraceIds>();
-        let span = tracing::info_span!(
-            target: super::SPAN_TARGET,
-            "request",
-            request_id = request_id.map(RequestId::as_str),
-            trace_id = trace.map(TraceIds::trace_id),
-            span_id = trace.map(TraceIds::span_id),
-        );
-        let extensions = request.extensions();
-        let facts = RequestFacts {
-            method: request.method().clone(),
-            endpoint: extensions.get::<MatchedPath>().cloned(),
-            uri: request.uri().clone(),
-            user_agent: request.headers().get(USER_AGENT).cloned(),
-            client_ip: client_ip(extensions, request.headers(), &self.config.trusted_proxies),
-            request_bytes: request.body().size_hint().exact(),
-            user_id: extensions.get::<UserId>().cloned(),
+        let Some(line) = RequestLine::start(&self.config, &request) else {
+            return ResponseFuture::new(self.inner.call(request), None);
         };
-        let inner = span.in_scope(|| self.inner.call(request));
-        ResponseFuture::logged(inner, span, facts, started, self.config.clone())
+        let facts = RequestFacts::of(&mut request);
+        let inner = line.span().in_scope(|| self.inner.call(request));
+        ResponseFuture::new(inner, Some((line, facts)))
     }
 }

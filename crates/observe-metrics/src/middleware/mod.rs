@@ -2,10 +2,12 @@
 
 mod future;
 mod layer;
+mod recording;
 mod service;
 
 pub use future::ResponseFuture;
 pub use layer::MetricsLayer;
+pub use recording::RequestRecording;
 pub use service::MetricsService;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::ResponseFuture;
-use crate::{Metrics, naming::method_index};
+use crate::Metrics;
 
 /// The service of [`MetricsLayer`](super::MetricsLayer).
 #[derive(Debug, Clone)]
@@ -44,17 +44,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let started = observe_core::RequestStart::of(&mut request);
-        let method = method_index(request.method());
-        let route = request.extensions().get::<MatchedPath>();
-        let endpoint = self
-            .metrics
-            .routes()
-            .endpoint(route.map(MatchedPath::as_str));
-        endpoint.start(method);
-        // Counted from here: if `call` panics, the recording in the future
-        // is dropped with it and counts the request as aborted.
-        let recording = super::future::Recording::new(endpoint, method, started);
+        let start = observe_core::RequestStart::of(&mut request);
+        // Counted from here: if `call` panics, the recording is dropped with
+        // it and counts the request as aborted.
+        let recording = self.metrics.start_request(
+            request.method(),
+            request.extensions().get::<MatchedPath>(),
+            start,
+        );
         ResponseFuture::new(self.inner.call(request), recording)
     }
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::Trace;
+use super::{ServerSpan, Trace};
 use crate::{Sampler, export::SpanSink};
 
 /// Opens the server span of every request; see the [module docs](super).
@@ -68,6 +68,17 @@ impl TraceLayer {
                 bridge: self.config.bridge,
             }),
         }
+    }
+}
+
+impl TraceLayer {
+    /// Continues the caller's trace, or starts one, for `request`, and puts
+    /// the span's [`TraceIds`](observe_core::TraceIds) in its extensions.
+    /// [`Trace`] calls it for every request; a layer that observes a
+    /// request once for every signal (observe's) calls it itself, then
+    /// [`ServerSpan::finish`].
+    pub fn start<B>(&self, request: &mut http::Request<B>) -> ServerSpan {
+        ServerSpan::start(&self.config, request)
     }
 }
 

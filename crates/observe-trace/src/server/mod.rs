@@ -39,6 +39,7 @@
 mod future;
 mod layer;
 mod service;
+mod span;
 #[cfg(test)]
 mod tests;
 
@@ -46,3 +47,4 @@ pub use future::ResponseFuture;
 use layer::Config;
 pub use layer::TraceLayer;
 pub use service::Trace;
+pub use span::ServerSpan;
