@@ -247,12 +247,12 @@ impl RequestLine {
                 error_message = report.map(ErrorReport::message),
                 context = context.as_deref(),
                 panic = report.filter(|report| report.is_panic()).map(|_| true),
-                "{}",
-                if aborted {
+                // Text, not a format string: nothing to format per line.
+                message = if aborted {
                     "request aborted"
                 } else {
                     "request finished"
-                }
+                },
             );
         });
     }
