@@ -19,7 +19,7 @@ use tower_http::{
 };
 
 /// Every variant, with the request it takes.
-pub const VARIANTS: [&str; 12] = [
+pub const VARIANTS: [&str; 14] = [
     "bare",
     "bare_with_id",
     "request_id_generate",
@@ -32,6 +32,8 @@ pub const VARIANTS: [&str; 12] = [
     "router_identity",
     "metrics",
     "axum_prometheus",
+    "router_request_id",
+    "request_log",
 ];
 
 fn run<S, B>(service: S, request: fn() -> Request<()>, count: usize)
@@ -88,6 +90,26 @@ fn main() -> ExitCode {
             let _entered = runtime.enter();
             let (layer, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
             run_router(router(|app| app.layer(layer)), count);
+        }
+        "router_request_id" => {
+            run_router(router(|app| app.layer(RequestIdLayer::new())), count);
+        }
+        "request_log" => {
+            // Every line formatted and handed to a writer that discards it.
+            let logging = observe::logging::Logging::builder("cost")
+                .writer(std::io::sink())
+                .build()
+                .unwrap();
+            let dispatch = logging.dispatch("info").unwrap();
+            let _default = tracing::dispatcher::set_default(&dispatch);
+            run_router(
+                router(|app| {
+                    app.layer(observe::logging::RequestLogLayer::new())
+                        .layer(RequestIdLayer::new())
+                }),
+                count,
+            );
+            let _ = logging.handle().flush(std::time::Duration::from_secs(5));
         }
         other => {
             eprintln!("unknown variant {other}; variants: {}", VARIANTS.join(", "));

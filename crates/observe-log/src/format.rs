@@ -8,11 +8,16 @@
 
 use std::{
     cell::RefCell,
+    collections::HashMap,
     fmt::{self, Write as _},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::SystemTime,
 };
 
+use arrayvec::ArrayString;
 use tracing::{
     Event, Level, Subscriber,
     field::{Field, Visit},
@@ -86,6 +91,8 @@ pub(crate) struct Formatter {
     pub(crate) redaction: Redaction,
     /// `,"service":"...","environment":"..."` (or the ECS names), escaped once.
     service_fields: String,
+    /// Its keys' cache in each thread.
+    id: u64,
 }
 
 impl Formatter {
@@ -119,6 +126,7 @@ impl Formatter {
             ansi,
             redaction,
             service_fields,
+            id: NEXT_FORMATTER_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -309,33 +317,18 @@ const INLINE_ID: usize = 40;
 /// allocation; shared when longer.
 #[derive(Clone)]
 enum IdText {
-    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Inline(ArrayString<INLINE_ID>),
     Shared(Arc<str>),
 }
 
 impl IdText {
     fn new(text: &str) -> Self {
-        let mut bytes = [0; INLINE_ID];
-        match bytes.get_mut(..text.len()) {
-            Some(prefix) => {
-                prefix.copy_from_slice(text.as_bytes());
-                Self::Inline {
-                    // At most `INLINE_ID`.
-                    len: text.len() as u8,
-                    bytes,
-                }
-            }
-            None => Self::Shared(Arc::from(text)),
-        }
+        ArrayString::from(text).map_or_else(|_| Self::Shared(Arc::from(text)), Self::Inline)
     }
 
     fn as_str(&self) -> &str {
         match self {
-            // Copied from a `&str` whole, so still UTF-8.
-            Self::Inline { len, bytes } => bytes
-                .get(..usize::from(*len))
-                .and_then(|text| std::str::from_utf8(text).ok())
-                .unwrap_or_default(),
+            Self::Inline(text) => text,
             Self::Shared(text) => text,
         }
     }
@@ -507,6 +500,50 @@ impl LogLayer {
     }
 }
 
+/// Writes `name`'s key and its separator as `formatter` renders it; `false`
+/// when the value is a secret (then `[REDACTED]` is written already).
+fn render_key(formatter: &Formatter, out: &mut String, name: &str) -> bool {
+    let json = formatter.format == Format::Json;
+    let key = match formatter.schema {
+        Schema::Ecs => ecs_name(name),
+        Schema::Flat => name,
+    };
+    if json && RESERVED_KEYS.contains(&key) {
+        // A field named like a key every line has would make a duplicate key.
+        out.push_str(",\"fields.");
+        escape_into(out, key);
+        out.push_str("\":");
+    } else if json {
+        out.push_str(",\"");
+        escape_into(out, key);
+        out.push_str("\":");
+    } else {
+        out.push(' ');
+        escape_into(out, key);
+        out.push('=');
+    }
+    if formatter.redaction.is_secret(name) {
+        string_into(out, REDACTED);
+        return false;
+    }
+    true
+}
+
+/// Keys as [`render_key`] writes them, for one formatter: by the address
+/// and length of their `'static` name.
+#[derive(Default)]
+struct KeyCache {
+    formatter: u64,
+    keys: HashMap<(usize, usize), (Box<str>, bool), foldhash::fast::FixedState>,
+}
+
+thread_local! {
+    static KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::default());
+}
+
+/// Tells formatters apart in [`KeyCache`]; 0 is none.
+static NEXT_FORMATTER_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Writes fields as `,"key":value` (JSON) or ` key=value` (pretty).
 pub(crate) struct FieldVisitor<'a> {
     formatter: &'a Formatter,
@@ -528,46 +565,43 @@ impl<'a> FieldVisitor<'a> {
 
     /// Writes the key and its separator; `false` when the value is a secret
     /// (then `[REDACTED]` is written already).
-    fn key(&mut self, name: &str) -> bool {
-        let json = self.formatter.format == Format::Json;
-        let key = match self.formatter.schema {
-            Schema::Ecs => ecs_name(name),
-            Schema::Flat => name,
-        };
-        // A field named like a key every line has would make a duplicate key.
-        let key = if json && RESERVED_KEYS.contains(&key) {
-            self.out.push_str(",\"fields.");
-            escape_into(self.out, key);
-            self.out.push_str("\":");
-            ""
-        } else {
-            key
-        };
-        if key.is_empty() {
-            // Written above, prefixed.
-        } else if json {
-            self.out.push_str(",\"");
-            escape_into(self.out, key);
-            self.out.push_str("\":");
-        } else {
-            self.out.push(' ');
-            escape_into(self.out, key);
-            self.out.push('=');
+    ///
+    /// Field names are `'static`, so each is rendered once per formatter and
+    /// thread and copied after that: every request line has the same keys.
+    fn key(&mut self, name: &'static str) -> bool {
+        let formatter = self.formatter;
+        let cached = KEYS.try_with(|cache| {
+            // Taken while formatting another line (an event from a `Debug`
+            // impl): render this one directly.
+            let mut cache = cache.try_borrow_mut().ok()?;
+            if cache.formatter != formatter.id {
+                cache.keys.clear();
+                cache.formatter = formatter.id;
+            }
+            let (text, writes_value) = cache
+                .keys
+                .entry((name.as_ptr().addr(), name.len()))
+                .or_insert_with(|| {
+                    let mut text = String::new();
+                    let writes_value = render_key(formatter, &mut text, name);
+                    (text.into_boxed_str(), writes_value)
+                });
+            self.out.push_str(text);
+            Some(*writes_value)
+        });
+        match cached {
+            Ok(Some(writes_value)) => writes_value,
+            _ => render_key(formatter, self.out, name),
         }
-        if self.formatter.redaction.is_secret(name) {
-            string_into(self.out, REDACTED);
-            return false;
-        }
-        true
     }
 
-    pub(crate) fn number(&mut self, name: &str, value: impl itoa::Integer) {
+    pub(crate) fn number(&mut self, name: &'static str, value: impl itoa::Integer) {
         if self.key(name) {
             integer_into(self.out, value);
         }
     }
 
-    fn text(&mut self, name: &str, value: &str) {
+    fn text(&mut self, name: &'static str, value: &str) {
         if self.key(name) {
             if value.len() <= crate::MAX_FIELD_BYTES {
                 string_into(self.out, value);
@@ -619,7 +653,7 @@ impl<'a> FieldVisitor<'a> {
         true
     }
 
-    fn display(&mut self, name: &str, value: &dyn fmt::Debug) {
+    fn display(&mut self, name: &'static str, value: &dyn fmt::Debug) {
         if self.key(name) {
             self.capped(format_args!("{value:?}"));
         }
@@ -848,6 +882,40 @@ mod tests {
         tracing::dispatcher::with_default(&dispatch, log);
         assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
         buffer.text()
+    }
+
+    #[test]
+    fn each_formatter_writes_its_own_keys_from_one_thread() {
+        // One callsite, formatted by formatters of both schemas and formats
+        // in turn on this thread: keys are rendered once per formatter and
+        // name, never taken from another formatter's cache.
+        fn event() {
+            tracing::info!(
+                method = "GET",
+                status_code = 200_u64,
+                token = "s3cret",
+                "done"
+            );
+        }
+        for _ in 0..2 {
+            let flat = logged(Format::Json, Schema::Flat, false, event);
+            assert!(
+                flat.contains(r#""method":"GET","status_code":200,"token":"[REDACTED]""#),
+                "{flat}"
+            );
+            let ecs = logged(Format::Json, Schema::Ecs, false, event);
+            assert!(
+                ecs.contains(
+                    r#""http.request.method":"GET","http.response.status_code":200,"token":"[REDACTED]""#
+                ),
+                "{ecs}"
+            );
+            let pretty = logged(Format::Pretty, Schema::Flat, false, event);
+            assert!(
+                pretty.contains(r#"method="GET" status_code=200 token="[REDACTED]""#),
+                "{pretty}"
+            );
+        }
     }
 
     #[test]
