@@ -43,7 +43,8 @@ if [[ "${1:-}" == "--instructions" ]]; then
   declare -A per_request
   for variant in bare bare_with_id request_id_generate request_id_keep \
     tower_http_request_id_generate tower_http_request_id_keep \
-    error_capture_ok tower_http_catch_panic_ok router router_identity metrics axum_prometheus; do
+    error_capture_ok tower_http_catch_panic_ok router router_identity metrics axum_prometheus \
+    router_request_id request_log; do
     # The difference of two run lengths cancels start-up and shut-down.
     few=$(count "$variant" 1000)
     many=$(count "$variant" 11000)
@@ -63,6 +64,8 @@ if [[ "${1:-}" == "--instructions" ]]; then
   row router_identity router
   row metrics router
   row axum_prometheus router
+  printf '%-34s %8d instructions\n' router_request_id "${per_request[router_request_id]}"
+  row request_log router_request_id
   exit 0
 fi
 

@@ -17,7 +17,10 @@ use observe_request_id::RequestId;
 use pin_project_lite::pin_project;
 use tracing::{Level, Span};
 
-use super::{Config, UserId, client_ip::client_ip};
+use super::{
+    Config, UserId,
+    client_ip::{address_text, client_ip},
+};
 use crate::Redaction;
 
 /// The status of a request whose client went away before the response, as
@@ -222,6 +225,7 @@ impl RequestLine {
                 .map_or_else(|_| String::from_utf8_lossy(value.as_bytes()), Cow::Borrowed)
         });
         let user_id = response_user.or(self.user_id.as_ref()).map(UserId::as_str);
+        let client_ip = self.client_ip.map(address_text);
         let context = report
             .filter(|report| !report.context().is_empty())
             .map(ErrorReport::context_json);
@@ -240,7 +244,7 @@ impl RequestLine {
                 request_bytes = self.request_bytes,
                 response_bytes,
                 user_agent = user_agent.as_deref(),
-                client_ip = self.client_ip.map(tracing::field::display),
+                client_ip = client_ip.as_deref(),
                 user_id,
                 aborted = aborted.then_some(true),
                 error_type = report.map(ErrorReport::error_type),
