@@ -8,8 +8,8 @@
 #   ./scripts/bench.sh --quick      # 1 short round, for a rough look
 #   ROUNDS=5 ./scripts/bench.sh     # more rounds
 #   BENCH_FILTER=metrics/ ./scripts/bench.sh   # only the benchmarks matching
-#   ./scripts/bench.sh --instructions   # instructions per request (valgrind),
-#                                       # the same figure on every run
+#   ./scripts/bench.sh --instructions   # instructions per request on the request path
+#                                       # (valgrind), the same figure on every run
 #   ./scripts/bench.sh --load       # wrk over real TCP: bare router, MetricsLayer,
 #                                   # axum-prometheus, the whole obs.layer() stack, with
 #                                   # its log written and its spans exported
@@ -36,15 +36,15 @@ if [[ "${1:-}" == "--instructions" ]]; then
   need valgrind
   cargo build --locked --release -p observe-tests --example layer_cost
   binary=target/release/examples/layer_cost
-  count() { # instructions of one run: variant, requests
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$1" "$2" 2>&1 |
+  count() { # instructions of one run on the request path (inside run/run_router): variant, requests
+    valgrind --tool=callgrind --toggle-collect='layer_cost::run*' --callgrind-out-file=/dev/null "$binary" "$1" "$2" 2>&1 |
       awk '/refs:/ { gsub(",", "", $4); print $4 }'
   }
   declare -A per_request
   for variant in bare bare_with_id request_id_generate request_id_keep \
     tower_http_request_id_generate tower_http_request_id_keep \
     error_capture_ok tower_http_catch_panic_ok router router_identity metrics axum_prometheus \
-    router_request_id request_log; do
+    router_request_id request_log observe; do
     # The difference of two run lengths cancels start-up and shut-down.
     few=$(count "$variant" 1000)
     many=$(count "$variant" 11000)
@@ -66,6 +66,7 @@ if [[ "${1:-}" == "--instructions" ]]; then
   row axum_prometheus router
   printf '%-34s %8d instructions\n' router_request_id "${per_request[router_request_id]}"
   row request_log router_request_id
+  row observe router
   exit 0
 fi
 

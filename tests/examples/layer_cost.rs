@@ -19,7 +19,7 @@ use tower_http::{
 };
 
 /// Every variant, with the request it takes.
-pub const VARIANTS: [&str; 14] = [
+pub const VARIANTS: [&str; 15] = [
     "bare",
     "bare_with_id",
     "request_id_generate",
@@ -34,8 +34,10 @@ pub const VARIANTS: [&str; 14] = [
     "axum_prometheus",
     "router_request_id",
     "request_log",
+    "observe",
 ];
 
+#[inline(never)]
 fn run<S, B>(service: S, request: fn() -> Request<()>, count: usize)
 where
     S: Service<Request<()>, Response = Response<B>, Error = Infallible> + Clone,
@@ -45,6 +47,7 @@ where
     }
 }
 
+#[inline(never)]
 fn run_router(app: axum::Router, count: usize) {
     for _ in 0..count {
         black_box(app.clone().oneshot(routed()).now_or_never());
@@ -110,6 +113,26 @@ fn main() -> ExitCode {
                 count,
             );
             let _ = logging.handle().flush(std::time::Duration::from_secs(5));
+        }
+        "observe" => {
+            // `obs.layer()` with every signal on: each line formatted and
+            // handed to a writer that discards it, each span sent to a
+            // receiver in this process that counts it. Measure it with
+            // `--toggle-collect=layer_cost::run_router`: the request path
+            // only, not the receiver's or the export thread's work.
+            let receiver_runtime = tokio::runtime::Runtime::new().unwrap();
+            let receiver = receiver_runtime.block_on(observe_tests::otlp::OtlpReceiver::start());
+            receiver.count_only();
+            let endpoint = receiver.grpc_endpoint();
+            let obs = observe::Observability::builder("cost")
+                .install_subscriber(false)
+                .install_metrics_recorder(false)
+                .log_writer(std::io::sink())
+                .env_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+                .init()
+                .unwrap();
+            let _default = tracing::dispatcher::set_default(obs.dispatch());
+            run_router(router(|app| app.layer(obs.layer())), count);
         }
         other => {
             eprintln!("unknown variant {other}; variants: {}", VARIANTS.join(", "));
