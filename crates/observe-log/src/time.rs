@@ -1,11 +1,66 @@
 //! RFC 3339 UTC timestamps, by humantime.
 
-use std::{fmt::Write as _, time::SystemTime};
+use std::{
+    cell::Cell,
+    fmt::Write as _,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// `2026-11-25T21:49:36.`: the part of a timestamp that a second's lines share.
+type SecondPrefix = [u8; 20];
+
+thread_local! {
+    /// The last second this thread formatted, and its prefix: most lines
+    /// fall in the same second as the one before, so humantime (through
+    /// `core::fmt`) runs once a second, not once a line.
+    static LAST_SECOND: Cell<Option<(u64, SecondPrefix)>> = const { Cell::new(None) };
+}
 
 /// Appends `2026-11-25T21:49:36.123456Z`.
 pub(crate) fn rfc3339_micros_into(out: &mut String, time: SystemTime) {
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{}", humantime::format_rfc3339_micros(time));
+    let Ok(since_epoch) = time.duration_since(UNIX_EPOCH) else {
+        // Before 1970: humantime's text, whatever it is.
+        let _ = write!(out, "{}", humantime::format_rfc3339_micros(time));
+        return;
+    };
+    let second = since_epoch.as_secs();
+    let cached = LAST_SECOND
+        .try_with(Cell::get)
+        .ok()
+        .flatten()
+        .filter(|(cached, _)| *cached == second);
+    let prefix = match cached {
+        Some((_, prefix)) => prefix,
+        None => {
+            let prefix = second_prefix(second);
+            let _ = LAST_SECOND.try_with(|last| last.set(Some((second, prefix))));
+            prefix
+        }
+    };
+    // Only ASCII is ever written into the prefix.
+    out.push_str(std::str::from_utf8(&prefix).unwrap_or_default());
+    let micros = since_epoch.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut rest = micros;
+    for digit in digits.iter_mut().rev() {
+        // A digit: below 10.
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    out.push('Z');
+}
+
+/// `2026-11-25T21:49:36.` for `second` seconds after the epoch.
+fn second_prefix(second: u64) -> SecondPrefix {
+    let mut prefix = *b"1970-01-01T00:00:00.";
+    let text =
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second)).to_string();
+    // `2026-11-25T21:49:36Z`: its first 19 bytes, then the dot.
+    if let (Some(date_time), Some(target)) = (text.as_bytes().get(..19), prefix.get_mut(..19)) {
+        target.copy_from_slice(date_time);
+    }
+    prefix
 }
 
 /// The UTC date and hour `time` falls in, as `2026-11-25T21`, for file names.
@@ -31,6 +86,25 @@ mod tests {
             UNIX_EPOCH + Duration::new(seconds, micros * 1000 + 999),
         );
         out
+    }
+
+    #[test]
+    fn lines_in_one_second_share_its_prefix_and_the_next_second_has_its_own() {
+        // The same second twice (the cached prefix), then the next one, then
+        // an earlier one again: each as humantime writes it.
+        for (seconds, micros) in [
+            (1_764_107_376, 5),
+            (1_764_107_376, 999_999),
+            (1_764_107_377, 0),
+            (1_764_107_376, 10),
+            (4_102_444_799, 999_999),
+        ] {
+            let time = UNIX_EPOCH + Duration::new(seconds, micros * 1000);
+            assert_eq!(
+                at(seconds, micros),
+                humantime::format_rfc3339_micros(time).to_string()
+            );
+        }
     }
 
     #[test]
