@@ -91,7 +91,6 @@ impl RequestLine {
     /// [`UserId`] in its extensions.
     pub fn finish<B: Body>(self, facts: &RequestFacts, response: &Response<B>, elapsed: Duration) {
         let extensions = response.extensions();
-        let _entered = self.span.enter();
         self.write(
             facts,
             response.status().as_u16(),
@@ -105,7 +104,6 @@ impl RequestLine {
     /// Writes the line of a request the inner service failed with an error
     /// (the server answers `500`).
     pub fn fail(self, facts: &RequestFacts, elapsed: Duration) {
-        let _entered = self.span.enter();
         self.write(
             facts,
             StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
@@ -119,7 +117,6 @@ impl RequestLine {
     /// Writes the line of a request whose client went away first:
     /// [`CLIENT_CLOSED_STATUS`], `aborted`.
     pub fn abort(self, facts: &RequestFacts, elapsed: Duration) {
-        let _entered = self.span.enter();
         self.write(facts, CLIENT_CLOSED_STATUS, None, None, true, elapsed);
     }
 }
@@ -189,15 +186,22 @@ where
     }
 }
 
-/// Emits one event at `$level` (a runtime value) with a fixed field list.
+/// Emits one event at `$level` (a runtime value) with a fixed field list,
+/// child of `$parent` (an `Option<Id>`) or, when that is `None`, of the
+/// current span.
 macro_rules! event_at {
-    ($level:expr, $($rest:tt)*) => {
-        match $level {
-            Level::ERROR => tracing::event!(target: super::LINE_TARGET, Level::ERROR, $($rest)*),
-            Level::WARN => tracing::event!(target: super::LINE_TARGET, Level::WARN, $($rest)*),
-            Level::INFO => tracing::event!(target: super::LINE_TARGET, Level::INFO, $($rest)*),
-            Level::DEBUG => tracing::event!(target: super::LINE_TARGET, Level::DEBUG, $($rest)*),
-            Level::TRACE => tracing::event!(target: super::LINE_TARGET, Level::TRACE, $($rest)*),
+    ($level:expr, $parent:expr, $($rest:tt)*) => {
+        match ($level, $parent) {
+            (Level::ERROR, Some(parent)) => tracing::event!(target: super::LINE_TARGET, parent: parent, Level::ERROR, $($rest)*),
+            (Level::WARN, Some(parent)) => tracing::event!(target: super::LINE_TARGET, parent: parent, Level::WARN, $($rest)*),
+            (Level::INFO, Some(parent)) => tracing::event!(target: super::LINE_TARGET, parent: parent, Level::INFO, $($rest)*),
+            (Level::DEBUG, Some(parent)) => tracing::event!(target: super::LINE_TARGET, parent: parent, Level::DEBUG, $($rest)*),
+            (Level::TRACE, Some(parent)) => tracing::event!(target: super::LINE_TARGET, parent: parent, Level::TRACE, $($rest)*),
+            (Level::ERROR, None) => tracing::event!(target: super::LINE_TARGET, Level::ERROR, $($rest)*),
+            (Level::WARN, None) => tracing::event!(target: super::LINE_TARGET, Level::WARN, $($rest)*),
+            (Level::INFO, None) => tracing::event!(target: super::LINE_TARGET, Level::INFO, $($rest)*),
+            (Level::DEBUG, None) => tracing::event!(target: super::LINE_TARGET, Level::DEBUG, $($rest)*),
+            (Level::TRACE, None) => tracing::event!(target: super::LINE_TARGET, Level::TRACE, $($rest)*),
         }
     };
 }
@@ -234,8 +238,12 @@ impl RequestLine {
             // Writing into a String cannot fail.
             let _ = redacted_path(path, &self.config.redaction, &facts.uri);
             let path = path.as_str();
+            // The request span is the line's parent, named rather than
+            // entered: no enter and exit per line. A disabled span (another
+            // subscriber's filter) leaves the line in the current span.
             event_at!(
                 level,
+                self.span.id(),
                 method = facts.method.as_str(),
                 endpoint = facts.endpoint(),
                 path,
