@@ -2,6 +2,8 @@
 
 mod future;
 mod service;
+#[cfg(test)]
+mod tests;
 
 use observe_errors::{ErrorCapture, ErrorCaptureLayer};
 use observe_log::RequestLogLayer;
