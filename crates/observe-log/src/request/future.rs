@@ -34,7 +34,7 @@ pub use observe_core::CLIENT_CLOSED_STATUS;
 ///
 /// [`RequestLog`](super::RequestLog) makes one per request; a layer that
 /// observes a request once for every signal (observe's) makes it itself.
-#[must_use = "the line is written by `finish` or `abort`"]
+#[must_use = "the line is written by `finish`, `fail` or `abort`"]
 pub struct RequestLine {
     span: Span,
     client_ip: Option<IpAddr>,
