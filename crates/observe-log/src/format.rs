@@ -529,19 +529,20 @@ fn render_key(formatter: &Formatter, out: &mut String, name: &str) -> bool {
     true
 }
 
-/// Keys as [`render_key`] writes them, for one formatter: by the address
-/// and length of their `'static` name.
-#[derive(Default)]
-struct KeyCache {
-    formatter: u64,
-    keys: HashMap<(usize, usize), (Box<str>, bool), foldhash::fast::FixedState>,
-}
+/// Keys as [`render_key`] writes them: by formatter, and by the address and
+/// length of their `'static` name. Several formatters (a pretty stdout and a
+/// JSON file) share it without evicting each other.
+type KeyCache = HashMap<(u64, usize, usize), (Box<str>, bool), foldhash::fast::FixedState>;
+
+/// Past this many keys in a thread, the cache starts again: field names are
+/// few, but formatters made again and again (tests) would add theirs forever.
+const MAX_CACHED_KEYS: usize = 4096;
 
 thread_local! {
     static KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::default());
 }
 
-/// Tells formatters apart in [`KeyCache`]; 0 is none.
+/// Tells formatters apart in [`KeyCache`].
 static NEXT_FORMATTER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Writes fields as `,"key":value` (JSON) or ` key=value` (pretty).
@@ -574,13 +575,11 @@ impl<'a> FieldVisitor<'a> {
             // Taken while formatting another line (an event from a `Debug`
             // impl): render this one directly.
             let mut cache = cache.try_borrow_mut().ok()?;
-            if cache.formatter != formatter.id {
-                cache.keys.clear();
-                cache.formatter = formatter.id;
+            if cache.len() >= MAX_CACHED_KEYS {
+                cache.clear();
             }
             let (text, writes_value) = cache
-                .keys
-                .entry((name.as_ptr().addr(), name.len()))
+                .entry((formatter.id, name.as_ptr().addr(), name.len()))
                 .or_insert_with(|| {
                     let mut text = String::new();
                     let writes_value = render_key(formatter, &mut text, name);
