@@ -44,7 +44,7 @@ if [[ "${1:-}" == "--instructions" ]]; then
   for variant in bare bare_with_id request_id_generate request_id_keep \
     tower_http_request_id_generate tower_http_request_id_keep \
     error_capture_ok tower_http_catch_panic_ok router router_identity metrics axum_prometheus \
-    router_request_id request_log observe; do
+    router_request_id request_log observe observe_router; do
     # The difference of two run lengths cancels start-up and shut-down.
     few=$(count "$variant" 1000)
     many=$(count "$variant" 11000)
@@ -67,6 +67,7 @@ if [[ "${1:-}" == "--instructions" ]]; then
   printf '%-34s %8d instructions\n' router_request_id "${per_request[router_request_id]}"
   row request_log router_request_id
   row observe router
+  row observe_router router
   exit 0
 fi
 

@@ -19,7 +19,7 @@ use tower_http::{
 };
 
 /// Every variant, with the request it takes.
-pub const VARIANTS: [&str; 15] = [
+pub const VARIANTS: [&str; 16] = [
     "bare",
     "bare_with_id",
     "request_id_generate",
@@ -35,6 +35,7 @@ pub const VARIANTS: [&str; 15] = [
     "router_request_id",
     "request_log",
     "observe",
+    "observe_router",
 ];
 
 #[inline(never)]
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
             );
             let _ = logging.handle().flush(std::time::Duration::from_secs(5));
         }
-        "observe" => {
+        "observe" | "observe_router" => {
             // `obs.layer()` with every signal on: each line formatted and
             // handed to a writer that discards it, each span sent to a
             // receiver in this process that counts it. Measure it with
@@ -132,7 +133,12 @@ fn main() -> ExitCode {
                 .init()
                 .unwrap();
             let _default = tracing::dispatcher::set_default(obs.dispatch());
-            run_router(router(|app| app.layer(obs.layer())), count);
+            if variant == "observe" {
+                run_router(router(|app| app.layer(obs.layer())), count);
+            } else {
+                // What `--compare` serves: the built-in routes in front.
+                run_router(obs.router(router(|app| app)), count);
+            }
         }
         other => {
             eprintln!("unknown variant {other}; variants: {}", VARIANTS.join(", "));

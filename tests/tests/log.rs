@@ -864,6 +864,51 @@ fn obs_router_logs_and_ids_unmatched_requests_and_keeps_probes_out() {
 }
 
 #[test]
+fn obs_router_observes_the_app_fallback_and_app_routes_at_paths_it_does_not_serve() {
+    let buffer = LogBuffer::default();
+    // Alerting off: `/alerts` is not a built-in route, so the app's own is
+    // observed like any other.
+    let obs = builder()
+        .log_writer(buffer.clone())
+        .env_vars([("OBSERVE_ALERTS", "false")])
+        .init()
+        .unwrap();
+    let runtime = runtime_with(obs.dispatch());
+    runtime.block_on(async {
+        let app = Router::new()
+            .route("/alerts", get(|| async { "the app's alerts" }))
+            .fallback(|| async { (StatusCode::IM_A_TEAPOT, "the app's fallback") });
+        let server = TestServer::serve(&obs, obs.router(app)).await;
+        let alerts = http_get(&server.url("/alerts"), &[]).await;
+        assert_eq!(alerts.status, StatusCode::OK);
+        assert_eq!(&alerts.body[..], b"the app's alerts");
+        let missing = http_get(&server.url("/no/such/route"), &[]).await;
+        assert_eq!(missing.status, StatusCode::IM_A_TEAPOT);
+        let live = http_get(&server.url("/health/live"), &[]).await;
+        assert_eq!(live.status, StatusCode::OK);
+        assert_eq!(live.header("x-request-id").len(), 36);
+        server.stop(Duration::from_secs(10)).await.unwrap();
+        let lines = buffer.request_lines();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert_eq!(
+            line_of(&lines, alerts.header("x-request-id"))["endpoint"],
+            "/alerts"
+        );
+        let fallback = line_of(&lines, missing.header("x-request-id"));
+        assert_eq!(fallback["endpoint"], "unmatched");
+        assert_eq!(fallback["status_code"], 418);
+    });
+}
+
+#[test]
+#[should_panic(expected = "Overlapping method route")]
+fn obs_router_refuses_an_app_route_at_a_built_in_path() {
+    let obs = builder().init().unwrap();
+    let app = Router::new().route("/metrics", get(|| async { "mine" }));
+    let _ = obs.router(app);
+}
+
+#[test]
 fn request_line_levels_and_excluded_paths_are_configurable() {
     let buffer = LogBuffer::default();
     let obs = builder()

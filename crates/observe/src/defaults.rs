@@ -91,6 +91,19 @@ pub const STATUS_PATH: &str = "/status";
 /// Where the page reads its figures.
 pub const STATUS_RED_PATH: &str = "/status/red";
 
+/// The route templates [`router`](crate::Observability::router) serves
+/// beside the application, when alerting is on: outside the metrics, the
+/// request log and the trace.
+pub const BUILT_IN_ROUTES: [&str; 7] = [
+    METRICS_PATH,
+    HEALTH_PATH,
+    LIVE_PATH,
+    READY_PATH,
+    STATUS_PATH,
+    STATUS_RED_PATH,
+    observe_alerts::ALERTS_PATH,
+];
+
 /// How far back the status page's charts go.
 pub const STATUS_SPAN: Duration = Duration::from_secs(300);
 

@@ -141,13 +141,22 @@ impl Observability {
     /// `app` ready to serve: the whole stack around it, unmatched requests
     /// included (a problem+json `404` with a request id, counted and
     /// logged), and `/metrics`, `/health*`, `/alerts` and `/status` beside
-    /// it, outside the stack but each answer with its request id.
+    /// it ([`BUILT_IN_ROUTES`](crate::defaults::BUILT_IN_ROUTES)), left out
+    /// of the metrics, the request log and the trace, but each answer with
+    /// its request id.
     ///
-    /// Prefer it to `app.layer(obs.layer()).merge(obs.metrics_router())`: a
-    /// merge keeps axum's default fallback, the one without the layer, so
-    /// requests no route matches would get a bare `404` without an id and go
-    /// uncounted and unlogged. Here the application's own fallback, if it
-    /// has one, still answers them.
+    /// One router serves both, so a request is routed once. Prefer it to
+    /// `app.layer(obs.layer()).merge(obs.metrics_router())`: a merge keeps
+    /// axum's default fallback, the one without the layer, so requests no
+    /// route matches would get a bare `404` without an id and go uncounted
+    /// and unlogged. Here the application's own fallback, if it has one,
+    /// still answers them.
+    ///
+    /// # Panics
+    ///
+    /// When `app` has a route of its own at one of the built-in paths, as
+    /// [`Router::merge`](axum::Router::merge) does for any two routers that
+    /// overlap.
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -163,18 +172,24 @@ impl Observability {
     /// # }
     /// ```
     pub fn router(&self, app: axum::Router) -> axum::Router {
-        let mut router = axum::Router::new()
+        let mut router = app
             .merge(self.metrics_router())
-            .merge(self.health_router());
-        if let Some(alerts) = self.alerts_router() {
-            router = router.merge(alerts);
-        }
-        // The built-in routes stay out of the metrics and the request log,
-        // but every answer, a 401 included, carries a request id.
-        router
-            .merge(self.status_router())
-            .layer(self.inner.layer.request_id.clone())
-            .fallback_service(app.layer(self.layer()))
+            .merge(self.health_router())
+            .merge(self.status_router());
+        let built_in_routes: &'static [&'static str] = match self.alerts_router() {
+            Some(alerts) => {
+                router = router.merge(alerts);
+                &crate::defaults::BUILT_IN_ROUTES
+            }
+            None => {
+                let [routes @ .., alerts] = &crate::defaults::BUILT_IN_ROUTES;
+                debug_assert_eq!(*alerts, observe_alerts::ALERTS_PATH);
+                routes
+            }
+        };
+        // Merged before the layer: the merged fallback is the application's
+        // (or axum's default), and the layer wraps it.
+        router.layer(self.layer().with_built_in_routes(built_in_routes))
     }
 
     /// When [`init`](ObservabilityBuilder::init) built the handle.
@@ -754,6 +769,7 @@ impl ObservabilityBuilder {
             errors: ErrorCaptureLayer::new()
                 .log_errors(false)
                 .print_panics(false),
+            built_in_routes: &[],
         };
         Ok(Observability {
             inner: Arc::new(Inner {

@@ -112,6 +112,15 @@ impl<F> ResponseFuture<F> {
             response_header,
         }
     }
+
+    /// A request no signal records: it only gets its request id.
+    pub(super) fn unobserved(inner: Scoped<F>, response_header: ResponseHeader) -> Self {
+        Self {
+            inner,
+            observation: None,
+            response_header,
+        }
+    }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {

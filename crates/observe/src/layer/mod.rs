@@ -53,6 +53,19 @@ pub struct ObserveLayer {
     pub(crate) metrics: MetricsLayer,
     pub(crate) request_log: RequestLogLayer,
     pub(crate) errors: ErrorCaptureLayer,
+    /// Route templates that get their request id and nothing else: the
+    /// built-in routes [`Observability::router`](crate::Observability::router)
+    /// serves beside the application, under the same layer.
+    pub(crate) built_in_routes: &'static [&'static str],
+}
+
+impl ObserveLayer {
+    /// This layer, leaving the routes `templates` out of every signal but
+    /// the request id.
+    pub(crate) fn with_built_in_routes(mut self, templates: &'static [&'static str]) -> Self {
+        self.built_in_routes = templates;
+        self
+    }
 }
 
 /// The service [`ObserveLayer`] wraps around an inner service `S`.
@@ -69,6 +82,7 @@ impl<S> Layer<S> for ObserveLayer {
             trace: self.trace.clone(),
             metrics: self.metrics.metrics().clone(),
             request_log: self.request_log.clone(),
+            built_in_routes: self.built_in_routes,
         }
     }
 }

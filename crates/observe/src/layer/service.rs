@@ -1,5 +1,6 @@
 use std::task::{Context, Poll};
 
+use axum::extract::MatchedPath;
 use http::{Request, Response};
 use http_body::Body;
 use observe_core::{RequestFacts, RequestStart};
@@ -20,6 +21,7 @@ pub struct Observe<S> {
     pub(super) trace: TraceLayer,
     pub(super) metrics: Metrics,
     pub(super) request_log: RequestLogLayer,
+    pub(super) built_in_routes: &'static [&'static str],
 }
 
 impl<S> Observe<S> {
@@ -36,6 +38,17 @@ impl<S> Observe<S> {
     /// Takes the inner service back.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+}
+
+impl<S> Observe<S> {
+    /// Whether `request` was routed to one of the built-in routes.
+    fn is_built_in<B>(&self, request: &Request<B>) -> bool {
+        !self.built_in_routes.is_empty()
+            && request
+                .extensions()
+                .get::<MatchedPath>()
+                .is_some_and(|route| self.built_in_routes.contains(&route.as_str()))
     }
 }
 
@@ -56,6 +69,13 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let start = RequestStart::now();
         let request_id = self.request_id.assign(&mut request);
+        if self.is_built_in(&request) {
+            let called = self.inner.call(request);
+            return ResponseFuture::unobserved(
+                scope(request_id, called),
+                self.response_header.clone(),
+            );
+        }
         let mut trace = self.trace.start(&mut request);
         let facts = RequestFacts::new(&request, start);
         // Counted from here: if `call` panics, the recording is dropped with
