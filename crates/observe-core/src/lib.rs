@@ -1,7 +1,8 @@
 //! What every observe crate shares, defined once: the status and the
 //! endpoint label the signals agree on, the facts of a request taken once
-//! ([`RequestFacts`]), one clock for a request ([`RequestStart`], [`Elapsed`]), the text of a panic, and the
-//! bearer-token check of the built-in routes.
+//! ([`RequestFacts`]), one clock for a request ([`RequestStart`], [`Elapsed`]), the text of a panic,
+//! header values and addresses as text ([`header_text`], [`address_text`]),
+//! and the bearer-token check of the built-in routes.
 //!
 //! # Example
 //!
@@ -19,9 +20,11 @@
 //! assert_eq!(panic_message(&*payload), "lost");
 //! ```
 
+mod address;
 mod facts;
 mod trace_ids;
 
+pub use address::{MAX_ADDRESS_TEXT, address_text};
 pub use facts::RequestFacts;
 pub use trace_ids::TraceIds;
 
@@ -31,6 +34,17 @@ use std::{
 };
 
 use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
+
+/// A header value as text: borrowed when it is UTF-8 (nearly always, and
+/// checked at the speed of `from_utf8`), else with U+FFFD for each bad
+/// sequence.
+pub fn header_text(value: &http::HeaderValue) -> std::borrow::Cow<'_, str> {
+    let bytes = value.as_bytes();
+    std::str::from_utf8(bytes).map_or_else(
+        |_| String::from_utf8_lossy(bytes),
+        std::borrow::Cow::Borrowed,
+    )
+}
 
 /// The status of a request whose client went away before the response, or
 /// whose server cut it at the drain bound (nginx's "client closed
@@ -153,6 +167,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_static(authorization));
         headers
+    }
+
+    #[test]
+    fn header_text_borrows_utf8_and_replaces_what_is_not() {
+        let agent = HeaderValue::from_bytes("curl/8.5 \u{e9}t\u{e9}".as_bytes()).unwrap();
+        let text = header_text(&agent);
+        assert!(matches!(text, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(text, "curl/8.5 \u{e9}t\u{e9}");
+        let broken = HeaderValue::from_bytes(b"agent \xff\xfe/1").unwrap();
+        assert_eq!(header_text(&broken), "agent \u{fffd}\u{fffd}/1");
     }
 
     #[test]

@@ -2,43 +2,46 @@
 
 use std::fmt;
 
+use arrayvec::ArrayString;
+
 /// A request's W3C trace id and span id as lowercase hex, put into the
 /// request extensions by a tracing layer (observe-trace's `TraceLayer`) and
 /// read by the layers inside it, such as the request log. Here, in the crate
 /// every layer depends on, so that logging needs no OpenTelemetry.
+///
+/// Text from the start: reading an id checks nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceIds {
-    trace_id: [u8; 32],
-    span_id: [u8; 16],
+    trace_id: ArrayString<32>,
+    span_id: ArrayString<16>,
 }
 
 impl TraceIds {
     /// The ids from their bytes, as they are on the wire.
     pub fn new(trace_id: [u8; 16], span_id: [u8; 8]) -> Self {
-        let mut ids = Self {
-            trace_id: [b'0'; 32],
-            span_id: [b'0'; 16],
-        };
-        hex_into(&mut ids.trace_id, &trace_id);
-        hex_into(&mut ids.span_id, &span_id);
-        ids
+        Self {
+            trace_id: hex_text(&trace_id),
+            span_id: hex_text(&span_id),
+        }
     }
 
     /// The 32 hex digits of the trace id.
     pub fn trace_id(&self) -> &str {
-        // Only hex digits are ever written.
-        std::str::from_utf8(&self.trace_id).unwrap_or_default()
+        &self.trace_id
     }
 
     /// The 16 hex digits of the span id.
     pub fn span_id(&self) -> &str {
-        std::str::from_utf8(&self.span_id).unwrap_or_default()
+        &self.span_id
     }
 }
 
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    // Callers size `out` at twice `bytes`.
-    let _ = hex::encode_to_slice(bytes, out);
+/// `bytes` as lowercase hex; `N` is twice their length.
+fn hex_text<const N: usize>(bytes: &[u8]) -> ArrayString<N> {
+    let mut digits = [b'0'; N];
+    // Callers size `N` at twice `bytes`, and hex digits are ASCII.
+    let _ = hex::encode_to_slice(bytes, &mut digits);
+    ArrayString::from_byte_string(&digits).unwrap_or_default()
 }
 
 impl fmt::Debug for TraceIds {

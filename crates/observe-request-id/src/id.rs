@@ -1,5 +1,6 @@
 use std::{fmt, str::FromStr};
 
+use arrayvec::ArrayString;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use uuid::Uuid;
@@ -24,8 +25,8 @@ pub struct RequestId(Repr);
 enum Repr {
     /// A hyphenated UUID kept inline: cloning it copies 36 bytes instead of
     /// touching a shared reference count, and nothing is allocated until a
-    /// header needs it.
-    Uuid([u8; uuid::fmt::Hyphenated::LENGTH]),
+    /// header needs it. Text already, so reading it checks nothing.
+    Uuid(ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>),
     /// A valid id that arrived in a header, sharing the request's buffer.
     Header(HeaderValue),
 }
@@ -53,8 +54,9 @@ impl RequestId {
 
     /// The id of a UUID, in its lower-case hyphenated form.
     pub fn from_uuid(uuid: Uuid) -> Self {
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid.hyphenated().encode_lower(&mut text);
+        let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let mut text = ArrayString::new();
+        text.push_str(uuid.hyphenated().encode_lower(&mut buffer));
         Self(Repr::Uuid(text))
     }
 
@@ -70,15 +72,18 @@ impl RequestId {
     /// The id as bytes: visible ASCII.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Uuid(text) => text,
+            Repr::Uuid(text) => text.as_bytes(),
             Repr::Header(value) => value.as_bytes(),
         }
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        // Validated as visible ASCII on the way in, so never the fallback.
-        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+        match &self.0 {
+            Repr::Uuid(text) => text,
+            // Validated as visible ASCII on the way in, so never the fallback.
+            Repr::Header(value) => std::str::from_utf8(value.as_bytes()).unwrap_or_default(),
+        }
     }
 
     /// The id as a header value.
@@ -97,10 +102,14 @@ impl RequestId {
         }
     }
 
-    fn uuid_header(text: &[u8; uuid::fmt::Hyphenated::LENGTH]) -> HeaderValue {
+    fn uuid_header(text: &str) -> HeaderValue {
         // `from_owner` moves the text into a buffer whose clones share one
         // count; a hyphenated UUID is always a valid header value.
-        HeaderValue::from_maybe_shared(Bytes::from_owner(*text))
+        let text: [u8; uuid::fmt::Hyphenated::LENGTH] = text
+            .as_bytes()
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("a hyphenated UUID is 36 bytes"));
+        HeaderValue::from_maybe_shared(Bytes::from_owner(text))
             .unwrap_or_else(|_| unreachable!("a hyphenated UUID is visible ASCII"))
     }
 }

@@ -1,5 +1,4 @@
 use std::{
-    borrow::Cow,
     fmt,
     future::Future,
     net::IpAddr,
@@ -17,10 +16,7 @@ use observe_request_id::RequestId;
 use pin_project_lite::pin_project;
 use tracing::{Level, Span};
 
-use super::{
-    Config, UserId,
-    client_ip::{address_text, client_ip},
-};
+use super::{Config, UserId, client_ip::client_ip};
 use crate::Redaction;
 
 /// The status of a request whose client went away before the response, as
@@ -224,12 +220,9 @@ impl RequestLine {
         };
         // Whole microseconds, so the float carries no false precision.
         let duration_ms = elapsed.as_micros() as f64 / 1000.0;
-        let user_agent = facts.user_agent.as_ref().map(|value| {
-            std::str::from_utf8(value.as_bytes())
-                .map_or_else(|_| String::from_utf8_lossy(value.as_bytes()), Cow::Borrowed)
-        });
+        let user_agent = facts.user_agent.as_ref().map(observe_core::header_text);
         let user_id = response_user.or(self.user_id.as_ref()).map(UserId::as_str);
-        let client_ip = self.client_ip.map(address_text);
+        let client_ip = self.client_ip.map(observe_core::address_text);
         let context = report
             .filter(|report| !report.context().is_empty())
             .map(ErrorReport::context_json);

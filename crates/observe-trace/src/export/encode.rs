@@ -8,10 +8,10 @@
 //! that crate's types, and spans from the OpenTelemetry SDK (`tracing`
 //! spans through tracing-opentelemetry) still go through its conversion.
 
-use std::{fmt::Write as _, time::SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::MatchedPath;
-use http::{HeaderValue, Version};
+use http::Version;
 use opentelemetry::trace::TraceState;
 use opentelemetry_proto::{
     tonic::{common::v1::InstrumentationScope, resource::v1::Resource},
@@ -183,7 +183,7 @@ impl TraceBatch {
             Value::Str(record.uri.scheme_str().unwrap_or("http")),
         );
         if let Some(host) = &record.host {
-            let host = lossy(host);
+            let host = observe_core::header_text(host);
             let (address, port) = match host.rsplit_once(':') {
                 Some((address, port)) if !address.ends_with(']') || host.starts_with('[') => {
                     (address, port.parse::<i64>().ok())
@@ -198,12 +198,15 @@ impl TraceBatch {
             attribute(out, "server.port", Value::Int(i64::from(port)));
         }
         if let Some(client) = record.client_address {
-            self.text.clear();
-            let _ = write!(self.text, "{client}");
-            attribute(out, "client.address", Value::Str(&self.text));
+            let client = observe_core::address_text(client);
+            attribute(out, "client.address", Value::Str(&client));
         }
         if let Some(agent) = &record.user_agent {
-            attribute(out, "user_agent.original", Value::Str(&lossy(agent)));
+            attribute(
+                out,
+                "user_agent.original",
+                Value::Str(&observe_core::header_text(agent)),
+            );
         }
         attribute(
             out,
@@ -229,11 +232,7 @@ impl TraceBatch {
                 if status.is_server_error() {
                     match &record.error_type {
                         Some(error_type) => attribute(out, "error.type", Value::Str(error_type)),
-                        None => {
-                            self.text.clear();
-                            let _ = write!(self.text, "{}", status.as_u16());
-                            attribute(out, "error.type", Value::Str(&self.text));
-                        }
+                        None => attribute(out, "error.type", Value::Str(status.as_str())),
                     }
                     error_status(out, status.canonical_reason().unwrap_or("server error"));
                 } else {
@@ -300,9 +299,7 @@ impl TraceBatch {
                     Value::Int(i64::from(status.as_u16())),
                 );
                 if status.as_u16() >= 400 {
-                    self.text.clear();
-                    let _ = write!(self.text, "{}", status.as_u16());
-                    attribute(out, "error.type", Value::Str(&self.text));
+                    attribute(out, "error.type", Value::Str(status.as_str()));
                     error_status(out, status.canonical_reason().unwrap_or("error"));
                 } else {
                     unset_status(out);
@@ -421,17 +418,13 @@ fn varint(field: u32, value: u64, out: &mut Vec<u8>) {
     encode_varint(value, out);
 }
 
-fn lossy(value: &HeaderValue) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(value.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::time::Duration;
 
-    use http::{Method, StatusCode, Uri};
+    use http::{HeaderValue, Method, StatusCode, Uri};
     use opentelemetry_proto::tonic::{
         collector::trace::v1::ExportTraceServiceRequest, common::v1::any_value,
     };
