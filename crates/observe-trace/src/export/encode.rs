@@ -328,7 +328,7 @@ fn head(out: &mut Vec<u8>, context: &TraceContext, parent_is_remote: bool) {
     if let Some(parent) = context.parent_span_id {
         bytes(SPAN_PARENT_SPAN_ID, &parent.to_bytes(), out);
     }
-    encode_key(SPAN_FLAGS, WireType::ThirtyTwoBit, out);
+    field_key(SPAN_FLAGS, WireType::ThirtyTwoBit, out);
     let flags = if parent_is_remote {
         FLAGS_REMOTE_PARENT
     } else {
@@ -342,7 +342,7 @@ fn times(out: &mut Vec<u8>, start: SystemTime, end: SystemTime) {
         let nanos = time
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |since| since.as_nanos() as u64);
-        encode_key(field, WireType::SixtyFourBit, out);
+        field_key(field, WireType::SixtyFourBit, out);
         out.extend_from_slice(&nanos.to_le_bytes());
     }
 }
@@ -381,8 +381,8 @@ fn attribute(out: &mut Vec<u8>, key: &str, value: Value<'_>) {
             out.extend_from_slice(text.as_bytes());
         }
         Value::Int(number) => {
-            encode_key(ANY_INT, WireType::Varint, out);
-            encode_varint(number as u64, out);
+            field_key(ANY_INT, WireType::Varint, out);
+            small_varint(number as u64, out);
         }
     }
 }
@@ -394,8 +394,29 @@ fn field_len(len: usize) -> usize {
 }
 
 fn length_delimited(field: u32, len: usize, out: &mut Vec<u8>) {
-    encode_key(field, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
+    field_key(field, WireType::LengthDelimited, out);
+    small_varint(len as u64, out);
+}
+
+/// A field's key: one byte for the fields below 16 (all but the flags),
+/// without a call into prost for each of a span's keys.
+#[inline]
+fn field_key(field: u32, wire_type: WireType, out: &mut Vec<u8>) {
+    if field < 16 {
+        out.push(((field << 3) | wire_type as u32) as u8);
+    } else {
+        encode_key(field, wire_type, out);
+    }
+}
+
+/// A varint, one byte when below 128 (most lengths in a span).
+#[inline]
+fn small_varint(value: u64, out: &mut Vec<u8>) {
+    if value < 0x80 {
+        out.push(value as u8);
+    } else {
+        encode_varint(value, out);
+    }
 }
 
 fn message(field: u32, body: &[u8], out: &mut Vec<u8>) {
@@ -414,8 +435,8 @@ fn string(field: u32, value: &str, out: &mut Vec<u8>) {
 }
 
 fn varint(field: u32, value: u64, out: &mut Vec<u8>) {
-    encode_key(field, WireType::Varint, out);
-    encode_varint(value, out);
+    field_key(field, WireType::Varint, out);
+    small_varint(value, out);
 }
 
 #[cfg(test)]
