@@ -28,9 +28,31 @@ const fn needs_a_look(word: u64) -> bool {
         != 0
 }
 
+/// Whether no byte of `bytes` needs escaping, eight at a time, the last
+/// few padded with a plain byte: nearly every value (methods, routes, ids,
+/// addresses) is plain ASCII, copied whole after one pass.
+fn is_plain(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        if needs_a_look(u64::from_le_bytes(eight)) {
+            return false;
+        }
+    }
+    let rest = words.remainder();
+    let mut last = [b'a'; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    !needs_a_look(u64::from_le_bytes(last))
+}
+
 /// Appends `text` to `out` as the inside of a JSON string.
 pub(crate) fn escape_into(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
+    if is_plain(bytes) {
+        out.push_str(text);
+        return;
+    }
     let mut start = 0;
     let mut index = 0;
     while index < bytes.len() {
