@@ -158,6 +158,9 @@ pub(crate) fn integer_into(out: &mut String, value: impl itoa::Integer) {
 
 /// Appends a float; JSON has no NaN or infinity, so those become strings.
 pub(crate) fn float_into(out: &mut String, value: f64) {
+    if thousandths_into(out, value) {
+        return;
+    }
     if value.is_finite() {
         out.push_str(ryu::Buffer::new().format_finite(value));
     } else {
@@ -165,9 +168,88 @@ pub(crate) fn float_into(out: &mut String, value: f64) {
     }
 }
 
+/// Below this, a whole number of thousandths has at most 15 significant
+/// digits: the decimal is then the shortest text of its float.
+const MAX_THOUSANDTHS_VALUE: f64 = 1e12;
+
+/// Writes `value` when it is a whole number of thousandths (a request line's
+/// `duration_ms`, whole microseconds) from integers, as `ryu` writes it
+/// (`2.0`, `0.25`, `13.042`); `false`, writing nothing, otherwise.
+///
+/// Such a value is the float nearest to its decimal of at most 15
+/// significant digits, and no shorter decimal maps to the same float, so
+/// that decimal is the shortest round-trip text `ryu` would find.
+fn thousandths_into(out: &mut String, value: f64) -> bool {
+    if !(0.0..MAX_THOUSANDTHS_VALUE).contains(&value) || value.is_sign_negative() {
+        return false;
+    }
+    let thousandths = (value * 1000.0).round();
+    if thousandths / 1000.0 != value {
+        return false;
+    }
+    let thousandths = thousandths as u64;
+    out.push_str(itoa::Buffer::new().format(thousandths / 1000));
+    out.push('.');
+    let fraction = thousandths % 1000;
+    let digits = [fraction / 100, fraction / 10 % 10, fraction % 10];
+    let kept = match digits {
+        [_, 0, 0] => 1,
+        [_, _, 0] => 2,
+        _ => 3,
+    };
+    for digit in &digits[..kept] {
+        out.push(char::from(b'0' + *digit as u8));
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ryu_text(value: f64) -> String {
+        ryu::Buffer::new().format_finite(value).to_owned()
+    }
+
+    fn float_text(value: f64) -> String {
+        let mut out = String::new();
+        float_into(&mut out, value);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn whole_thousandths_are_written_as_ryu_writes_them(thousandths in 0u64..1_000_000_000_000_000) {
+            let value = thousandths as f64 / 1000.0;
+            proptest::prop_assert_eq!(float_text(value), ryu_text(value));
+        }
+
+        #[test]
+        fn any_finite_float_is_written_as_ryu_writes_it(value in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
+            proptest::prop_assert_eq!(float_text(value), ryu_text(value));
+        }
+    }
+
+    #[test]
+    fn durations_are_written_as_ryu_writes_them() {
+        for value in [
+            0.0,
+            -0.0,
+            0.001,
+            0.01,
+            0.1,
+            1.0,
+            2.5,
+            13.042,
+            1234.5,
+            999_999_999_999.999,
+            1e12,
+            0.0005,
+            1.0 / 3.0,
+        ] {
+            assert_eq!(float_text(value), ryu_text(value), "{value}");
+        }
+    }
 
     fn escaped(text: &str) -> String {
         let mut out = String::new();
