@@ -10,6 +10,7 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     fmt::{self, Write as _},
+    rc::Rc,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -20,6 +21,7 @@ use std::{
 use arrayvec::ArrayString;
 use tracing::{
     Event, Level, Subscriber,
+    callsite::Identifier,
     field::{Field, Visit},
     span::{Attributes, Id, Record},
 };
@@ -133,8 +135,9 @@ impl Formatter {
     /// The writer's warning after lines were dropped.
     pub(crate) fn dropped_summary(&self, dropped: u64) -> Vec<u8> {
         let mut fields = String::new();
-        let mut visitor = FieldVisitor::new(self, &mut fields);
-        visitor.number("dropped_lines", dropped);
+        if render_key(self, &mut fields, "dropped_lines") {
+            integer_into(&mut fields, dropped);
+        }
         let message = format!(
             "{dropped} log lines were dropped: the log queue was full (set OBSERVE_LOG_LOSSLESS=true to wait instead)"
         );
@@ -529,14 +532,19 @@ fn render_key(formatter: &Formatter, out: &mut String, name: &str) -> bool {
     true
 }
 
-/// Keys as [`render_key`] writes them: by formatter, and by the address and
-/// length of their `'static` name. Several formatters (a pretty stdout and a
-/// JSON file) share it without evicting each other.
-type KeyCache = HashMap<(u64, usize, usize), (Box<str>, bool), foldhash::fast::FixedState>;
+/// The keys of one callsite's fields as [`render_key`] writes them for one
+/// formatter, by field index, each with whether its value is written.
+type CallsiteKeys = Rc<RefCell<Vec<Option<(Box<str>, bool)>>>>;
 
-/// Past this many keys in a thread, the cache starts again: field names are
-/// few, but formatters made again and again (tests) would add theirs forever.
-const MAX_CACHED_KEYS: usize = 4096;
+/// Every callsite's keys, by formatter and callsite: looked up once per
+/// event, then each field's key is an index away. Several formatters (a
+/// pretty stdout and a JSON file) share it without evicting each other.
+type KeyCache = HashMap<(u64, Identifier), CallsiteKeys, foldhash::fast::FixedState>;
+
+/// Past this many callsites in a thread, the cache starts again: callsites
+/// are few, but formatters made again and again (tests) would add theirs
+/// forever.
+const MAX_CACHED_CALLSITES: usize = 4096;
 
 thread_local! {
     static KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::default());
@@ -545,9 +553,26 @@ thread_local! {
 /// Tells formatters apart in [`KeyCache`].
 static NEXT_FORMATTER_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The cached keys of `callsite` for `formatter`, made empty the first time;
+/// `None` while the cache is borrowed (an event logged from a `Debug` impl
+/// while another is formatted) or the thread is going away.
+fn callsite_keys(formatter: &Formatter, callsite: Identifier) -> Option<CallsiteKeys> {
+    KEYS.try_with(|cache| {
+        let mut cache = cache.try_borrow_mut().ok()?;
+        if cache.len() >= MAX_CACHED_CALLSITES {
+            cache.clear();
+        }
+        Some(cache.entry((formatter.id, callsite)).or_default().clone())
+    })
+    .ok()
+    .flatten()
+}
+
 /// Writes fields as `,"key":value` (JSON) or ` key=value` (pretty).
 pub(crate) struct FieldVisitor<'a> {
     formatter: &'a Formatter,
+    /// The keys of the callsite whose fields are being written.
+    keys: Option<(Identifier, CallsiteKeys)>,
     out: &'a mut String,
     /// Where the `message` field goes; `None` writes it as a field.
     message: Option<&'a mut String>,
@@ -558,6 +583,7 @@ impl<'a> FieldVisitor<'a> {
     pub(crate) fn new(formatter: &'a Formatter, out: &'a mut String) -> Self {
         Self {
             formatter,
+            keys: None,
             out,
             message: None,
             ids: Ids::default(),
@@ -567,41 +593,46 @@ impl<'a> FieldVisitor<'a> {
     /// Writes the key and its separator; `false` when the value is a secret
     /// (then `[REDACTED]` is written already).
     ///
-    /// Field names are `'static`, so each is rendered once per formatter and
-    /// thread and copied after that: every request line has the same keys.
-    fn key(&mut self, name: &'static str) -> bool {
-        let formatter = self.formatter;
-        let cached = KEYS.try_with(|cache| {
-            // Taken while formatting another line (an event from a `Debug`
-            // impl): render this one directly.
-            let mut cache = cache.try_borrow_mut().ok()?;
-            if cache.len() >= MAX_CACHED_KEYS {
-                cache.clear();
-            }
-            let (text, writes_value) = cache
-                .entry((formatter.id, name.as_ptr().addr(), name.len()))
-                .or_insert_with(|| {
-                    let mut text = String::new();
-                    let writes_value = render_key(formatter, &mut text, name);
-                    (text.into_boxed_str(), writes_value)
-                });
-            self.out.push_str(text);
-            Some(*writes_value)
-        });
-        match cached {
-            Ok(Some(writes_value)) => writes_value,
-            _ => render_key(formatter, self.out, name),
+    /// Each callsite's keys are rendered once per formatter and thread and
+    /// copied after that: every request line has the same keys.
+    fn key(&mut self, field: &Field) -> bool {
+        let callsite = field.callsite();
+        if self
+            .keys
+            .as_ref()
+            .is_none_or(|(cached, _)| *cached != callsite)
+        {
+            self.keys =
+                callsite_keys(self.formatter, callsite.clone()).map(|keys| (callsite, keys));
         }
+        let cached = self
+            .keys
+            .as_ref()
+            .and_then(|(_, keys)| keys.try_borrow_mut().ok());
+        let Some(mut keys) = cached else {
+            return render_key(self.formatter, self.out, field.name());
+        };
+        let index = field.index();
+        if keys.len() <= index {
+            keys.resize(index + 1, None);
+        }
+        let (text, writes_value) = keys[index].get_or_insert_with(|| {
+            let mut text = String::new();
+            let writes_value = render_key(self.formatter, &mut text, field.name());
+            (text.into_boxed_str(), writes_value)
+        });
+        self.out.push_str(text);
+        *writes_value
     }
 
-    pub(crate) fn number(&mut self, name: &'static str, value: impl itoa::Integer) {
-        if self.key(name) {
+    fn number(&mut self, field: &Field, value: impl itoa::Integer) {
+        if self.key(field) {
             integer_into(self.out, value);
         }
     }
 
-    fn text(&mut self, name: &'static str, value: &str) {
-        if self.key(name) {
+    fn text(&mut self, field: &Field, value: &str) {
+        if self.key(field) {
             if value.len() <= crate::MAX_FIELD_BYTES {
                 string_into(self.out, value);
             } else {
@@ -652,8 +683,8 @@ impl<'a> FieldVisitor<'a> {
         true
     }
 
-    fn display(&mut self, name: &'static str, value: &dyn fmt::Debug) {
-        if self.key(name) {
+    fn display(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.key(field) {
             self.capped(format_args!("{value:?}"));
         }
     }
@@ -705,7 +736,7 @@ impl Visit for FieldVisitor<'_> {
             escape_into(message, &value);
             return;
         }
-        self.text(name, &value);
+        self.text(field, &value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -721,7 +752,7 @@ impl Visit for FieldVisitor<'_> {
                 && let Some(message) = self.message.as_deref_mut()
             {
                 escape_into(message, &text);
-            } else if self.key(name) {
+            } else if self.key(field) {
                 self.capped(format_args!("{text}"));
             }
             return;
@@ -735,27 +766,27 @@ impl Visit for FieldVisitor<'_> {
         if self.id(name, value) {
             return;
         }
-        self.display(name, value);
+        self.display(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.number(field.name(), value);
+        self.number(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.number(field.name(), value);
+        self.number(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.number(field.name(), value);
+        self.number(field, value);
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.number(field.name(), value);
+        self.number(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.key(field.name()) {
+        if self.key(field) {
             self.out.push_str(if value { "true" } else { "false" });
         }
     }
@@ -764,10 +795,10 @@ impl Visit for FieldVisitor<'_> {
         let name = field.name();
         if self.formatter.schema == Schema::Ecs && name == "duration_ms" {
             // ECS measures durations in nanoseconds, as an integer.
-            self.number(name, (value * 1e6).round() as u64);
+            self.number(field, (value * 1e6).round() as u64);
             return;
         }
-        if self.key(name) {
+        if self.key(field) {
             float_into(self.out, value);
         }
     }
@@ -781,10 +812,10 @@ impl Visit for FieldVisitor<'_> {
                 source = error.source();
             }
             let text = self.formatter.redaction.scrub(&text);
-            self.text(field.name(), &text);
+            self.text(field, &text);
             return;
         }
-        if self.key(field.name()) {
+        if self.key(field) {
             self.out.push('"');
             let _ = write!(Escaper(self.out), "{value}");
             let mut source = value.source();
