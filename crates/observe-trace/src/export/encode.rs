@@ -551,4 +551,52 @@ mod tests {
         assert!(internal.attributes.is_empty());
         assert_eq!(internal.status.as_ref().unwrap().code, 0);
     }
+
+    #[test]
+    fn long_values_a_bare_5xx_and_an_ipv6_client_decode_exactly() {
+        let resource = opentelemetry_sdk::Resource::builder_empty().build();
+        let mut batch = TraceBatch::new(&resource);
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // Lengths past 127 take two bytes; past 16,383, three.
+        let agent = "a".repeat(300);
+        let path = format!("/{}", "p".repeat(20_000));
+        let record = ServerRecord {
+            context: context(false),
+            method: Method::POST,
+            route: None,
+            uri: path.parse().unwrap(),
+            host: None,
+            local_port: None,
+            client_address: Some("2001:db8::8a2e:370:7334".parse().unwrap()),
+            user_agent: Some(HeaderValue::from_str(&agent).unwrap()),
+            version: Version::HTTP_2,
+            request_id: Some("req-1".parse().unwrap()),
+            start,
+            end: start,
+            status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            error_type: None,
+        };
+        batch.push(Item::Server(Box::new(record)));
+        let request = ExportTraceServiceRequest::decode(batch.take_request()).unwrap();
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        let text = |key: &str| match span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+        {
+            Some(any_value::Value::StringValue(text)) => text,
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(text("user_agent.original"), agent);
+        assert_eq!(text("url.path"), path);
+        assert_eq!(text("client.address"), "2001:db8::8a2e:370:7334");
+        assert_eq!(text("network.protocol.version"), "2");
+        assert_eq!(text("error.type"), "503");
+        assert_eq!(text("request_id"), "req-1");
+        assert_eq!(span.attributes.len(), 9, "{:?}", span.attributes);
+        assert_eq!(span.flags, 0x101);
+        assert!(span.parent_span_id.is_empty());
+        assert_eq!(span.status.as_ref().unwrap().message, "Service Unavailable");
+    }
 }
