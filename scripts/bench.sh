@@ -88,7 +88,8 @@ if [[ "${1:-}" == "--compare" ]]; then
   for _ in $(seq 1 100); do [[ -s "$dir/sink.txt" ]] && break; sleep 0.1; done
   sink=$(head -1 "$dir/sink.txt")
   hz=$(getconf CLK_TCK)
-  ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+  # User and system clock ticks of the whole server process (all threads).
+  ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
   spans() { cat "$dir/spans.count" 2>/dev/null || echo 0; }
   # Spans still on their way after the run: wait until the count holds
   # still for 2 s (the OpenTelemetry SDK exports every 5 s), 12 s at most.
@@ -106,7 +107,7 @@ if [[ "${1:-}" == "--compare" ]]; then
   }
   results="$dir/results.tsv"
   : >"$results"
-  printf '%-8s %5s %12s %10s %10s %14s %10s %10s\n' variant round requests/s p50 p99 "CPU us/req" spans/req lines/req
+  printf '%-8s %5s %12s %10s %10s %14s %18s %10s %10s\n' variant round requests/s p50 p99 "CPU us/req" "user+sys us/req" spans/req lines/req
   for round in $(seq 1 "${ROUNDS:-3}"); do
     for variant in ${COMPARE_VARIANTS:-bare usual observe}; do
       rm -f "$dir"/*.log
@@ -117,9 +118,9 @@ if [[ "${1:-}" == "--compare" ]]; then
         sleep 0.1
       done
       spans_before=$(settled_spans)
-      before=$(ticks "$pid")
+      read -r user_before sys_before < <(ticks "$pid")
       out=$(taskset -c 1 wrk -t1 -c32 -d"${COMPARE_SECONDS:-10}s" --latency "$url")
-      after=$(ticks "$pid")
+      read -r user_after sys_after < <(ticks "$pid")
       spans_after=$(settled_spans)
       kill "$pid"
       wait "$pid" 2>/dev/null || true
@@ -127,13 +128,16 @@ if [[ "${1:-}" == "--compare" ]]; then
       rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
       p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
       p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-      cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+      per_request() { awk -v t="$1" -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }'; }
+      user=$(per_request $((user_after - user_before)))
+      sys=$(per_request $((sys_after - sys_before)))
+      cpu=$(per_request $((user_after - user_before + sys_after - sys_before)))
       exported=$(awk -v s=$((spans_after - spans_before)) -v n="$requests" 'BEGIN { printf "%.3f", s / n }')
       lines=0
       if [[ -f "$dir/$variant.log" ]]; then lines=$(wc -l <"$dir/$variant.log"); fi
       logged=$(awk -v l="$lines" -v n="$requests" 'BEGIN { printf "%.3f", l / n }')
-      printf '%-8s %5s %12s %10s %10s %14s %10s %10s\n' "$variant" "$round" "$rps" "$p50" "$p99" "$cpu" "$exported" "$logged"
-      printf '%s\t%s\t%s\n' "$variant" "$rps" "$cpu" >>"$results"
+      printf '%-8s %5s %12s %10s %10s %14s %18s %10s %10s\n' "$variant" "$round" "$rps" "$p50" "$p99" "$cpu" "$user + $sys" "$exported" "$logged"
+      printf '%s\t%s\t%s\t%s\n' "$variant" "$rps" "$cpu" "$user" >>"$results"
     done
   done
   echo
@@ -141,15 +145,20 @@ if [[ "${1:-}" == "--compare" ]]; then
   for variant in ${COMPARE_VARIANTS:-bare usual observe}; do
     rps=$(awk -F'\t' -v v="$variant" '$1 == v { print $2 }' "$results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
     cpu=$(awk -F'\t' -v v="$variant" '$1 == v { print $3 }' "$results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-    printf '%s\t%s\t%s\n' "$variant" "$rps" "$cpu"
+    user=$(awk -F'\t' -v v="$variant" '$1 == v { print $4 }' "$results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+    printf '%s\t%s\t%s\t%s\n' "$variant" "$rps" "$cpu" "$user"
   done >"$dir/medians.tsv"
   bare_rps=$(awk -F'\t' '$1 == "bare" { print $2 }' "$dir/medians.tsv")
   bare_cpu=$(awk -F'\t' '$1 == "bare" { print $3 }' "$dir/medians.tsv")
-  printf '%-8s %12s %14s %16s %14s\n' variant requests/s "CPU us/req" "throughput/bare" "CPU/bare"
-  while IFS=$'\t' read -r variant rps cpu; do
-    awk -v v="$variant" -v r="$rps" -v c="$cpu" -v br="${bare_rps:-0}" -v bc="${bare_cpu:-0}" 'BEGIN {
-      printf "%-8s %12.0f %14.2f %16s %14s\n", v, r, c,
-        (br > 0 ? sprintf("%.2fx", r / br) : "-"), (bc > 0 ? sprintf("%.2fx", c / bc) : "-")
+  bare_user=$(awk -F'\t' '$1 == "bare" { print $4 }' "$dir/medians.tsv")
+  # User time is the server's own code; system time is mostly the loopback
+  # TCP path, which moves with the machine's load from one day to the next.
+  printf '%-8s %12s %14s %16s %14s %14s %14s\n' variant requests/s "CPU us/req" "throughput/bare" "CPU/bare" "user us/req" "user/bare"
+  while IFS=$'\t' read -r variant rps cpu user; do
+    awk -v v="$variant" -v r="$rps" -v c="$cpu" -v u="$user" -v br="${bare_rps:-0}" -v bc="${bare_cpu:-0}" -v bu="${bare_user:-0}" 'BEGIN {
+      printf "%-8s %12.0f %14.2f %16s %14s %14.2f %14s\n", v, r, c,
+        (br > 0 ? sprintf("%.2fx", r / br) : "-"), (bc > 0 ? sprintf("%.2fx", c / bc) : "-"),
+        u, (bu > 0 ? sprintf("%.2fx", u / bu) : "-")
     }'
   done <"$dir/medians.tsv"
   exit 0
