@@ -15,8 +15,25 @@ use observe_tests::{
     prometheus::{samples, value},
 };
 
+/// How the app is wrapped: `obs.layer()`, or each signal's own layer
+/// stacked in the documented order.
+#[derive(Debug, Clone, Copy)]
+enum Stack {
+    Facade,
+    HandStacked,
+}
+
 #[test]
 fn the_log_line_the_histogram_and_the_span_give_one_duration() {
+    one_duration(Stack::Facade);
+}
+
+#[test]
+fn hand_stacked_layers_give_one_duration_too() {
+    one_duration(Stack::HandStacked);
+}
+
+fn one_duration(stack: Stack) {
     let receiver_runtime = tokio::runtime::Runtime::new().unwrap();
     let receiver = receiver_runtime.block_on(OtlpReceiver::start());
     let endpoint = receiver.grpc_endpoint();
@@ -39,7 +56,18 @@ fn the_log_line_the_histogram_and_the_span_give_one_duration() {
                 "done"
             }),
         );
-        let server = TestServer::start(&obs, app).await;
+        let server = match stack {
+            Stack::Facade => TestServer::start(&obs, app).await,
+            Stack::HandStacked => {
+                // Outermost last: request id, trace, metrics, request log.
+                let app = app
+                    .layer(observe::logging::RequestLogLayer::new())
+                    .layer(obs.metrics().layer())
+                    .layer(obs.tracing().layer())
+                    .layer(observe::request_id::RequestIdLayer::new());
+                TestServer::serve(&obs, app).await
+            }
+        };
         assert_eq!(http_get(&server.url("/slow"), &[]).await.status, 200);
         server.stop(Duration::from_secs(10)).await.unwrap();
     });
@@ -50,7 +78,7 @@ fn the_log_line_the_histogram_and_the_span_give_one_duration() {
         .unwrap();
 
     let lines = buffer.request_lines();
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines.len(), 1, "{stack:?}: {lines:?}");
     let logged_ms = lines[0]["duration_ms"].as_f64().unwrap();
     let spans = receiver.spans();
     assert_eq!(spans.len(), 1, "{spans:?}");
@@ -63,12 +91,12 @@ fn the_log_line_the_histogram_and_the_span_give_one_duration() {
     );
     let sum_nanos = (sum_seconds * 1e9).round() as u64;
 
-    assert!(span_nanos >= 15_000_000, "{span_nanos} ns");
-    assert_eq!(span_nanos, sum_nanos, "span against histogram");
+    assert!(span_nanos >= 15_000_000, "{stack:?}: {span_nanos} ns");
+    assert_eq!(span_nanos, sum_nanos, "{stack:?}: span against histogram");
     // The line keeps whole microseconds.
     assert_eq!(
         (logged_ms * 1000.0).round() as u64,
         span_nanos / 1000,
-        "line against span"
+        "{stack:?}: line against span"
     );
 }

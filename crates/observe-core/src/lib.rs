@@ -70,6 +70,9 @@ pub const REQUEST_SPAN_TARGET: &str = "observe_log::request_span";
 pub struct RequestStart {
     instant: quanta::Instant,
     wall: SystemTime,
+    /// Found in the request: a layer outside took it, and will read the
+    /// [`Elapsed`] this one leaves.
+    inherited: bool,
 }
 
 impl RequestStart {
@@ -78,6 +81,7 @@ impl RequestStart {
         Self {
             instant: quanta::Instant::now(),
             wall: SystemTime::now(),
+            inherited: false,
         }
     }
 
@@ -85,7 +89,10 @@ impl RequestStart {
     /// inside.
     pub fn of<B>(request: &mut Request<B>) -> Self {
         if let Some(start) = request.extensions().get::<Self>() {
-            return *start;
+            return Self {
+                inherited: true,
+                ..*start
+            };
         }
         let start = Self::now();
         request.extensions_mut().insert(start);
@@ -117,13 +124,16 @@ pub struct Elapsed(pub Duration);
 
 impl Elapsed {
     /// The duration `response` carries, or the time since `start`, left in
-    /// it for the layers outside.
+    /// it for the layers outside when there are any (`start` came from one
+    /// of them): a layer used alone inserts nothing.
     pub fn of<B>(response: &mut Response<B>, start: &RequestStart) -> Duration {
         if let Some(elapsed) = response.extensions().get::<Self>() {
             return elapsed.0;
         }
         let elapsed = start.elapsed();
-        response.extensions_mut().insert(Self(elapsed));
+        if start.inherited {
+            response.extensions_mut().insert(Self(elapsed));
+        }
         elapsed
     }
 }
@@ -203,6 +213,15 @@ mod tests {
         let second = Elapsed::of(&mut response, &outer);
         assert_eq!(first, second);
         assert!(outer.elapsed() > first);
+    }
+
+    #[test]
+    fn a_layer_alone_leaves_no_elapsed_behind() {
+        let alone = RequestStart::of(&mut Request::new(()));
+        let mut response = Response::new(());
+        let elapsed = Elapsed::of(&mut response, &alone);
+        assert!(response.extensions().get::<Elapsed>().is_none());
+        assert!(alone.elapsed() >= elapsed);
     }
 
     #[test]
