@@ -39,9 +39,7 @@ impl<S> Observe<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-}
 
-impl<S> Observe<S> {
     /// Whether `request` was routed to one of the built-in routes.
     fn is_built_in<B>(&self, request: &Request<B>) -> bool {
         !self.built_in_routes.is_empty()
