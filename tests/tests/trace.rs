@@ -310,6 +310,37 @@ async fn server_errors_mark_the_span_and_client_errors_do_not() {
 }
 
 #[test]
+fn obs_router_exports_no_span_for_its_built_in_routes() {
+    let buffer = LogBuffer::default();
+    let receiver_runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = receiver_runtime.block_on(OtlpReceiver::start());
+    let endpoint = receiver.grpc_endpoint();
+    let obs = observability(
+        "built-ins",
+        &buffer,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    );
+    runtime_with(obs.dispatch()).block_on(async {
+        let server = TestServer::serve(&obs, obs.router(app())).await;
+        for path in [
+            "/metrics",
+            "/health/live",
+            "/status/red",
+            "/users/7",
+            "/alerts",
+        ] {
+            let reply = http_get(&server.url(path), &[]).await;
+            assert_eq!(reply.status, StatusCode::OK, "{path}");
+        }
+        server.stop(Duration::from_secs(10)).await.unwrap();
+    });
+    flush(&obs);
+    let spans = receiver.spans();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(spans[0].name, "GET /users/{id}");
+}
+
+#[test]
 fn a_zero_ratio_exports_nothing_but_ids_still_propagate() {
     let buffer = LogBuffer::default();
     let receiver_runtime = tokio::runtime::Runtime::new().unwrap();

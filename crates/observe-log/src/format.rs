@@ -918,7 +918,7 @@ mod tests {
     fn each_formatter_writes_its_own_keys_from_one_thread() {
         // One callsite, formatted by formatters of both schemas and formats
         // in turn on this thread: keys are rendered once per formatter and
-        // name, never taken from another formatter's cache.
+        // callsite, never taken from another formatter's cache.
         fn event() {
             tracing::info!(
                 method = "GET",

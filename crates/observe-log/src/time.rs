@@ -6,8 +6,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use arrayvec::ArrayString;
+
 /// `2026-11-25T21:49:36.`: the part of a timestamp that a second's lines share.
-type SecondPrefix = [u8; 20];
+type SecondPrefix = ArrayString<20>;
 
 thread_local! {
     /// The last second this thread formatted, and its prefix: most lines
@@ -32,35 +34,40 @@ pub(crate) fn rfc3339_micros_into(out: &mut String, time: SystemTime) {
     let prefix = match cached {
         Some((_, prefix)) => prefix,
         None => {
-            let prefix = second_prefix(second);
+            let Some(prefix) = second_prefix(second) else {
+                // Past the year 9999: humantime's text, whatever it is.
+                let _ = write!(out, "{}", humantime::format_rfc3339_micros(time));
+                return;
+            };
             let _ = LAST_SECOND.try_with(|last| last.set(Some((second, prefix))));
             prefix
         }
     };
-    // Only ASCII is ever written into the prefix.
-    out.push_str(std::str::from_utf8(&prefix).unwrap_or_default());
-    let micros = since_epoch.subsec_micros();
-    let mut digits = [b'0'; 6];
-    let mut rest = micros;
-    for digit in digits.iter_mut().rev() {
-        // A digit: below 10.
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
+    out.push_str(&prefix);
+    let mut digits = itoa::Buffer::new();
+    let micros = digits.format(since_epoch.subsec_micros());
+    // Six digits, zero-padded.
+    for _ in micros.len()..6 {
+        out.push('0');
     }
-    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    out.push_str(micros);
     out.push('Z');
 }
 
 /// `2026-11-25T21:49:36.` for `second` seconds after the epoch.
-fn second_prefix(second: u64) -> SecondPrefix {
-    let mut prefix = *b"1970-01-01T00:00:00.";
-    let text =
-        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second)).to_string();
-    // `2026-11-25T21:49:36Z`: its first 19 bytes, then the dot.
-    if let (Some(date_time), Some(target)) = (text.as_bytes().get(..19), prefix.get_mut(..19)) {
-        target.copy_from_slice(date_time);
-    }
-    prefix
+/// `None` when the text does not fit (a year past 9999).
+fn second_prefix(second: u64) -> Option<SecondPrefix> {
+    let mut prefix = SecondPrefix::new();
+    // `2026-11-25T21:49:36Z`: the `Z` gives way to the dot.
+    write!(
+        prefix,
+        "{}",
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second))
+    )
+    .ok()?;
+    prefix.pop();
+    prefix.push('.');
+    Some(prefix)
 }
 
 /// The UTC date and hour `time` falls in, as `2026-11-25T21`, for file names.
@@ -105,6 +112,14 @@ mod tests {
                 humantime::format_rfc3339_micros(time).to_string()
             );
         }
+    }
+
+    #[test]
+    fn a_year_past_9999_does_not_panic_or_reach_the_cache() {
+        // humantime cannot write it; the line gets what it wrote, and the
+        // next line of an ordinary second is whole.
+        let _ = at(253_402_300_800, 42);
+        assert_eq!(at(0, 7), "1970-01-01T00:00:00.000007Z");
     }
 
     #[test]

@@ -26,9 +26,21 @@ enum Repr {
     /// A hyphenated UUID kept inline: cloning it copies 36 bytes instead of
     /// touching a shared reference count, and nothing is allocated until a
     /// header needs it. Text already, so reading it checks nothing.
-    Uuid(ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>),
+    Uuid(UuidText),
     /// A valid id that arrived in a header, sharing the request's buffer.
     Header(HeaderValue),
+}
+
+/// A hyphenated UUID as text.
+type UuidText = ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>;
+
+/// [`UuidText`] as the owner of a header's bytes.
+struct UuidBytes(UuidText);
+
+impl AsRef<[u8]> for UuidBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// The error for a value that is not a valid request id.
@@ -89,7 +101,7 @@ impl RequestId {
     /// The id as a header value.
     pub fn to_header_value(&self) -> HeaderValue {
         match &self.0 {
-            Repr::Uuid(text) => Self::uuid_header(text),
+            Repr::Uuid(text) => Self::uuid_header(*text),
             Repr::Header(value) => value.clone(),
         }
     }
@@ -97,19 +109,15 @@ impl RequestId {
     /// The id as a header value, without a copy when it came from one.
     pub fn into_header_value(self) -> HeaderValue {
         match self.0 {
-            Repr::Uuid(text) => Self::uuid_header(&text),
+            Repr::Uuid(text) => Self::uuid_header(text),
             Repr::Header(value) => value,
         }
     }
 
-    fn uuid_header(text: &str) -> HeaderValue {
+    fn uuid_header(text: UuidText) -> HeaderValue {
         // `from_owner` moves the text into a buffer whose clones share one
         // count; a hyphenated UUID is always a valid header value.
-        let text: [u8; uuid::fmt::Hyphenated::LENGTH] = text
-            .as_bytes()
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("a hyphenated UUID is 36 bytes"));
-        HeaderValue::from_maybe_shared(Bytes::from_owner(text))
+        HeaderValue::from_maybe_shared(Bytes::from_owner(UuidBytes(text)))
             .unwrap_or_else(|_| unreachable!("a hyphenated UUID is visible ASCII"))
     }
 }
