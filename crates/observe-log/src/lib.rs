@@ -70,7 +70,10 @@ pub use request::{
     CLIENT_CLOSED_STATUS, InvalidProxy, LINE_TARGET, RequestLine, RequestLog, RequestLogLayer,
     ResponseFuture, SPAN_TARGET, TrustedProxy, UserId,
 };
-pub use writer::{FileOutput, FlushTimeout, LogHandle, Rotation, WRITER_POLL_INTERVAL};
+pub use writer::{
+    FileOutput, FlushTimeout, LogHandle, MAX_SPARE_LINE_BYTES, Rotation, SPARE_LINE_BUFFERS,
+    WRITER_POLL_INTERVAL,
+};
 
 use format::Formatter;
 use writer::Destination;

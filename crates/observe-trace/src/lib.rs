@@ -56,7 +56,7 @@ pub use context::{BAGGAGE, TRACEPARENT, TRACESTATE, TraceContext, current};
 pub use export::{
     DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DROPPED_LOGS_METRIC,
     DROPPED_SPANS_METRIC, EXPORT_INTERVAL, ExportConfig, ExportTimeout, InvalidExportConfig,
-    MAX_BATCH, Protocol, TraceHandle,
+    MAX_BATCH, MAX_SPARE_SERVER_RECORDS, MAX_SPARE_TEXT_BYTES, Protocol, TraceHandle,
 };
 pub use sampler::{InvalidSampler, Root, Sampler};
 pub use server::{ResponseFuture, ServerSpan, Trace, TraceLayer};

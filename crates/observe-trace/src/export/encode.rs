@@ -110,22 +110,29 @@ impl TraceBatch {
         self.count == 0
     }
 
-    /// Adds a finished span; other items are not spans.
-    pub(super) fn push(&mut self, item: Item) {
+    /// Adds a finished span; other items are not spans. A server span's
+    /// record comes back, encoded, for reuse.
+    pub(super) fn push(&mut self, item: Item) -> Option<Box<ServerRecord>> {
         self.span.clear();
         match item {
-            Item::Server(record) => self.server(&record),
+            Item::Server(record) => {
+                self.server(&record);
+                message(SCOPE_SPANS_SPANS, &self.span, &mut self.spans);
+                self.count += 1;
+                return Some(record);
+            }
             Item::Client(record) => self.client(&record),
             Item::Internal(record) => self.internal(&record),
             Item::Sdk(span) => {
                 self.sdk.push(*span);
                 self.count += 1;
-                return;
+                return None;
             }
-            Item::Flush(_) | Item::Log(_) => return,
+            Item::Flush(_) | Item::Log(_) => return None,
         }
         message(SCOPE_SPANS_SPANS, &self.span, &mut self.spans);
         self.count += 1;
+        None
     }
 
     /// The request's bytes; the batch is empty again after.
@@ -176,19 +183,19 @@ impl TraceBatch {
         if let Some(route) = route {
             attribute(out, "http.route", Value::Str(route));
         }
-        attribute(out, "url.path", Value::Str(record.uri.path()));
+        let texts = &record.texts;
+        attribute(out, "url.path", Value::Str(texts.path()));
         attribute(
             out,
             "url.scheme",
-            Value::Str(record.uri.scheme_str().unwrap_or("http")),
+            Value::Str(texts.scheme().unwrap_or("http")),
         );
-        if let Some(host) = &record.host {
-            let host = observe_core::header_text(host);
+        if let Some(host) = texts.host() {
             let (address, port) = match host.rsplit_once(':') {
                 Some((address, port)) if !address.ends_with(']') || host.starts_with('[') => {
                     (address, port.parse::<i64>().ok())
                 }
-                _ => (host.as_ref(), None),
+                _ => (host, None),
             };
             attribute(out, "server.address", Value::Str(address));
             if let Some(port) = port.or(record.local_port.map(i64::from)) {
@@ -201,12 +208,8 @@ impl TraceBatch {
             let client = observe_core::address_text(client);
             attribute(out, "client.address", Value::Str(&client));
         }
-        if let Some(agent) = &record.user_agent {
-            attribute(
-                out,
-                "user_agent.original",
-                Value::Str(&observe_core::header_text(agent)),
-            );
+        if let Some(agent) = texts.user_agent() {
+            attribute(out, "user_agent.original", Value::Str(agent));
         }
         attribute(
             out,
@@ -219,8 +222,8 @@ impl TraceBatch {
                 _ => "1.1",
             }),
         );
-        if let Some(id) = &record.request_id {
-            attribute(out, "request_id", Value::Str(id.as_str()));
+        if let Some(id) = texts.request_id() {
+            attribute(out, "request_id", Value::Str(id));
         }
         match record.status {
             Some(status) => {
@@ -453,6 +456,7 @@ mod tests {
 
     use super::*;
     use crate::context::{new_span_id, new_trace_id};
+    use crate::export::records::RequestTexts;
 
     fn context(parent: bool) -> TraceContext {
         TraceContext {
@@ -477,13 +481,15 @@ mod tests {
             context: context.clone(),
             method: Method::GET,
             route: None,
-            uri: Uri::from_static("/users/7?x=1"),
-            host: Some(HeaderValue::from_static("example.com:8080")),
+            texts: RequestTexts::of(
+                &Uri::from_static("/users/7?x=1"),
+                Some(&HeaderValue::from_static("example.com:8080")),
+                Some(&HeaderValue::from_static("curl/8")),
+                None,
+            ),
             local_port: Some(8080),
             client_address: Some("10.1.2.3".parse().unwrap()),
-            user_agent: Some(HeaderValue::from_static("curl/8")),
             version: Version::HTTP_11,
-            request_id: None,
             start,
             end: start + Duration::from_millis(3),
             status: Some(StatusCode::BAD_GATEWAY),
@@ -564,13 +570,15 @@ mod tests {
             context: context(false),
             method: Method::POST,
             route: None,
-            uri: path.parse().unwrap(),
-            host: None,
+            texts: RequestTexts::of(
+                &path.parse().unwrap(),
+                None,
+                Some(&HeaderValue::from_str(&agent).unwrap()),
+                Some(&"req-1".parse().unwrap()),
+            ),
             local_port: None,
             client_address: Some("2001:db8::8a2e:370:7334".parse().unwrap()),
-            user_agent: Some(HeaderValue::from_str(&agent).unwrap()),
             version: Version::HTTP_2,
-            request_id: Some("req-1".parse().unwrap()),
             start,
             end: start,
             status: Some(StatusCode::SERVICE_UNAVAILABLE),

@@ -29,6 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crossbeam_queue::ArrayQueue;
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message as _;
 
@@ -45,6 +46,15 @@ pub const MAX_BATCH: usize = 512;
 
 /// Spans that may wait for export (the specification's default).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 2048;
+
+/// Exported server span records kept for reuse at most (fewer when the queue
+/// is shorter): each keeps its buffer of request texts, so a steady stream
+/// of requests allocates none.
+pub const MAX_SPARE_SERVER_RECORDS: usize = 4096;
+
+/// A server record whose texts grew past this (a very long path or user
+/// agent) is freed rather than kept for reuse.
+pub const MAX_SPARE_TEXT_BYTES: usize = 2048;
 
 /// How long one export may take before it counts as failed.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,6 +78,8 @@ pub(crate) enum Item {
 }
 
 struct Shared {
+    /// Server records the exporter is done with, for the next requests.
+    spare_servers: ArrayQueue<Box<ServerRecord>>,
     dropped: AtomicU64,
     exported: AtomicU64,
     failed_exports: AtomicU64,
@@ -83,6 +95,37 @@ struct Shared {
     log: OnceLock<tracing::dispatcher::WeakDispatch>,
 }
 
+impl Shared {
+    fn new(
+        capacity: usize,
+        dropped_counter: Option<metrics::Counter>,
+        logs_dropped_counter: Option<metrics::Counter>,
+    ) -> Self {
+        Self {
+            spare_servers: ArrayQueue::new(capacity.min(MAX_SPARE_SERVER_RECORDS)),
+            dropped: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            failed_exports: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
+            capacity,
+            stopped: AtomicBool::new(false),
+            dropped_counter,
+            logs_dropped: AtomicU64::new(0),
+            logs_exported: AtomicU64::new(0),
+            logs_dropped_counter,
+            log: OnceLock::new(),
+        }
+    }
+
+    /// Keeps an encoded server record for the next request, unless its texts
+    /// grew too long or there are spares enough (then it is freed).
+    fn recycle(&self, record: Box<ServerRecord>) {
+        if record.texts.capacity() <= MAX_SPARE_TEXT_BYTES {
+            let _ = self.spare_servers.push(record);
+        }
+    }
+}
+
 /// Where the layers put finished spans.
 #[derive(Clone)]
 pub(crate) struct SpanSink {
@@ -96,6 +139,30 @@ impl SpanSink {
         if !self.enqueue(item) {
             self.drop_spans(1);
         }
+    }
+
+    /// A server record the exporter is done with, when there is one: filling
+    /// it (and its texts' buffer) allocates nothing.
+    pub(crate) fn spare_server_record(&self) -> Option<Box<ServerRecord>> {
+        self.shared.spare_servers.pop()
+    }
+
+    /// A sink with no exporter behind it: the test takes the items.
+    #[cfg(test)]
+    pub(crate) fn unstarted(capacity: usize) -> (Self, Receiver<Item>) {
+        let (sender, receiver) = mpsc::sync_channel(capacity);
+        let sink = Self {
+            sender,
+            shared: Arc::new(Shared::new(capacity, None, None)),
+            exporter: thread::current(),
+        };
+        (sink, receiver)
+    }
+
+    /// What the exporter does with a server record once it is encoded.
+    #[cfg(test)]
+    pub(crate) fn recycle(&self, record: Box<ServerRecord>) {
+        self.shared.recycle(record);
     }
 
     /// Queues a log record; a full queue drops and counts it as a record.
@@ -255,19 +322,7 @@ pub(crate) fn start(
 ) -> std::io::Result<TraceHandle> {
     let capacity = config.queue_capacity.max(2);
     let (sender, receiver) = mpsc::sync_channel(capacity);
-    let shared = Arc::new(Shared {
-        dropped: AtomicU64::new(0),
-        exported: AtomicU64::new(0),
-        failed_exports: AtomicU64::new(0),
-        queued: AtomicUsize::new(0),
-        capacity,
-        stopped: AtomicBool::new(false),
-        dropped_counter,
-        logs_dropped: AtomicU64::new(0),
-        logs_exported: AtomicU64::new(0),
-        logs_dropped_counter,
-        log: OnceLock::new(),
-    });
+    let shared = Arc::new(Shared::new(capacity, dropped_counter, logs_dropped_counter));
     let worker = Worker {
         shared: shared.clone(),
         config,
@@ -345,7 +400,9 @@ impl Worker {
                             self.drop_spans(1);
                             continue;
                         }
-                        batch.push(item);
+                        if let Some(record) = batch.push(item) {
+                            self.shared.recycle(record);
+                        }
                         if batch.len() == MAX_BATCH {
                             self.export(&runtime, &quiet, &mut transport, &mut batch);
                         }

@@ -149,24 +149,41 @@ impl ServerSpan {
             return;
         };
         let start = facts.start.wall();
+        // The texts are copied out so the request's buffer is not held until
+        // the export; a record the exporter is done with lends its buffer.
+        let mut spare = sink.spare_server_record();
+        let mut texts = spare
+            .as_mut()
+            .map(|record| std::mem::take(&mut record.texts))
+            .unwrap_or_default();
+        texts.fill(
+            &facts.uri,
+            facts.host.as_ref(),
+            facts.user_agent.as_ref(),
+            self.request_id.as_ref(),
+        );
         let record = ServerRecord {
             context,
             method: facts.method,
             route: facts.route,
-            uri: facts.uri,
-            host: facts.host,
+            texts,
             local_port: None,
             client_address: facts.peer.map(|peer| peer.ip()),
-            user_agent: facts.user_agent,
             version: facts.version,
-            request_id: self.request_id,
             start,
             // The duration the other signals report, from the same start.
             end: start + elapsed,
             status,
             error_type,
         };
-        sink.send(Item::Server(Box::new(record)));
+        let record = match spare {
+            Some(mut spare) => {
+                *spare = record;
+                spare
+            }
+            None => Box::new(record),
+        };
+        sink.send(Item::Server(record));
     }
 }
 

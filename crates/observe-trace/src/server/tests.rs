@@ -7,7 +7,7 @@ use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 use super::*;
-use crate::{Sampler, TRACEPARENT, current};
+use crate::{MAX_SPARE_TEXT_BYTES, Sampler, TRACEPARENT, current};
 
 type Body = String;
 
@@ -195,4 +195,71 @@ async fn in_span_is_a_child_of_the_request_span_and_current_inside() {
     assert!(response.is_ok());
     // Outside any request it only runs the future.
     assert_eq!(crate::in_span("alone", async { current() }).await, None);
+}
+
+#[tokio::test]
+async fn a_queued_server_span_holds_nothing_of_the_request_and_records_are_reused() {
+    use bytes::Bytes;
+    use http::header::{HOST, USER_AGENT};
+
+    use crate::export::{Item, ServerRecord, SpanSink};
+
+    let (sink, queued) = SpanSink::unstarted(8);
+    let layer = TraceLayer::exporting(Sampler::AlwaysOn, Some(sink.clone()), false);
+    // One buffer for the whole head, as hyper reads it.
+    let head = Bytes::copy_from_slice(b"/items/7?q=1example.comcurl/8");
+    let request = |path: Bytes| {
+        Request::builder()
+            .uri(http::Uri::from_maybe_shared(path).unwrap())
+            .header(
+                HOST,
+                HeaderValue::from_maybe_shared(head.slice(12..23)).unwrap(),
+            )
+            .header(
+                USER_AGENT,
+                HeaderValue::from_maybe_shared(head.slice(23..)).unwrap(),
+            )
+            .body(())
+            .unwrap()
+    };
+    let take = || match queued.try_recv() {
+        Ok(Item::Server(record)) => record,
+        _ => panic!("no server span queued"),
+    };
+
+    let response = layer.layer(echo()).oneshot(request(head.slice(..12))).await;
+    drop(response);
+    // Queued for export, and the request's buffer is free for the next head.
+    assert!(head.is_unique());
+    let record = take();
+    assert_eq!(record.texts.path(), "/items/7");
+    assert_eq!(record.texts.scheme(), None);
+    assert_eq!(record.texts.host(), Some("example.com"));
+    assert_eq!(record.texts.user_agent(), Some("curl/8"));
+    assert_eq!(record.texts.request_id(), None);
+
+    // Once encoded, the record carries the next request's span.
+    let first: *const ServerRecord = &*record;
+    sink.recycle(record);
+    let response = layer
+        .layer(echo())
+        .oneshot(request(Bytes::from_static(b"http://example.com/second")))
+        .await;
+    drop(response);
+    let record = take();
+    assert!(std::ptr::eq(first, &*record));
+    assert_eq!(record.texts.path(), "/second");
+    assert_eq!(record.texts.scheme(), Some("http"));
+    assert_eq!(record.texts.user_agent(), Some("curl/8"));
+    assert!(sink.spare_server_record().is_none());
+
+    // Texts longer than a spare may keep are left to the allocator.
+    let long = format!("/{}", "x".repeat(MAX_SPARE_TEXT_BYTES));
+    let response = layer
+        .layer(echo())
+        .oneshot(request(Bytes::from(long)))
+        .await;
+    drop(response);
+    sink.recycle(take());
+    assert!(sink.spare_server_record().is_none());
 }
