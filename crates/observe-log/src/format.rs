@@ -93,6 +93,9 @@ pub(crate) struct Formatter {
     pub(crate) redaction: Redaction,
     /// `,"service":"...","environment":"..."` (or the ECS names), escaped once.
     service_fields: String,
+    /// The keys of [`REQUEST_LINE_FIELDS`] as [`render_key`] writes them, each
+    /// with whether its value is written.
+    request_keys: [(Box<str>, bool); REQUEST_LINE_FIELDS.len()],
     /// Its keys' cache in each thread.
     id: u64,
 }
@@ -122,14 +125,21 @@ impl Formatter {
             service_fields.push_str(ECS_VERSION);
             service_fields.push('"');
         }
-        Self {
+        let mut formatter = Self {
             format,
             schema,
             ansi,
             redaction,
             service_fields,
+            request_keys: Default::default(),
             id: NEXT_FORMATTER_ID.fetch_add(1, Ordering::Relaxed),
-        }
+        };
+        formatter.request_keys = REQUEST_LINE_FIELDS.map(|name| {
+            let mut key = String::new();
+            let writes_value = render_key(&formatter, &mut key, name);
+            (key.into_boxed_str(), writes_value)
+        });
+        formatter
     }
 
     /// The writer's warning after lines were dropped.
@@ -369,6 +379,85 @@ impl Default for SpanData {
 pub struct LogLayer {
     pub(crate) formatter: Arc<Formatter>,
     pub(crate) sink: Sink,
+    /// Set in a subscriber that writes request lines itself: no other layer
+    /// reads them and its filter is plain.
+    pub(crate) request_lines: Option<RequestLineLevels>,
+}
+
+/// The levels at which a subscriber lets request lines through, found once
+/// from its filter (see [`LogLayer::write_request_line`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestLineLevels {
+    /// By level, `ERROR` first.
+    enabled: [bool; 5],
+}
+
+impl RequestLineLevels {
+    /// The levels `enabled` says yes to, within those compiled in.
+    pub(crate) fn new(enabled: impl Fn(&Level) -> bool) -> Self {
+        let enabled = [
+            Level::ERROR,
+            Level::WARN,
+            Level::INFO,
+            Level::DEBUG,
+            Level::TRACE,
+        ]
+        .map(|level| level <= tracing::level_filters::STATIC_MAX_LEVEL && enabled(&level));
+        Self { enabled }
+    }
+
+    fn enables(&self, level: Level) -> bool {
+        let index = match level {
+            Level::ERROR => 0,
+            Level::WARN => 1,
+            Level::INFO => 2,
+            Level::DEBUG => 3,
+            Level::TRACE => 4,
+        };
+        self.enabled[index]
+    }
+}
+
+/// The fields of the request log's line, in its order (the `message`
+/// aside): [`RequestLineFields`] holds their values.
+const REQUEST_LINE_FIELDS: [&str; 15] = [
+    "method",
+    "endpoint",
+    "path",
+    "status_code",
+    "duration_ms",
+    "request_bytes",
+    "response_bytes",
+    "user_agent",
+    "client_ip",
+    "user_id",
+    "aborted",
+    "error_type",
+    "error_message",
+    "context",
+    "panic",
+];
+
+/// One request line's values: the request log's `tracing` event carries
+/// them, or [`LogLayer::write_request_line`] writes them straight.
+#[derive(Debug)]
+pub(crate) struct RequestLineFields<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) endpoint: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) status_code: u16,
+    pub(crate) duration_ms: f64,
+    pub(crate) request_bytes: Option<u64>,
+    pub(crate) response_bytes: Option<u64>,
+    pub(crate) user_agent: Option<&'a str>,
+    pub(crate) client_ip: Option<&'a str>,
+    pub(crate) user_id: Option<&'a str>,
+    pub(crate) aborted: Option<bool>,
+    pub(crate) error_type: Option<&'a str>,
+    pub(crate) error_message: Option<&'a str>,
+    pub(crate) context: Option<&'a str>,
+    pub(crate) panic: Option<bool>,
+    pub(crate) message: &'static str,
 }
 
 impl fmt::Debug for LogLayer {
@@ -434,9 +523,6 @@ where
                 message,
                 fields,
             } = buffers;
-            line.clear();
-            message.clear();
-            fields.clear();
             let mut visitor = FieldVisitor::new(formatter, fields);
             visitor.message = Some(message);
             event.record(&mut visitor);
@@ -467,17 +553,157 @@ where
                 fields,
             );
             self.sink.send(line.as_bytes());
-            if line.capacity() > KEEP_BUFFER {
-                *line = String::new();
-                *fields = String::new();
-                *message = String::new();
-            }
         };
-        BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
-            Ok(mut buffers) => format(&mut buffers),
-            // An event logged while formatting another (from a `Debug` impl).
-            Err(_) => format(&mut Buffers::default()),
+        with_buffers(format);
+    }
+}
+
+/// Runs `format` with this thread's line buffers, emptied.
+fn with_buffers(format: impl FnOnce(&mut Buffers)) {
+    let format = |buffers: &mut Buffers| {
+        buffers.line.clear();
+        buffers.message.clear();
+        buffers.fields.clear();
+        format(buffers);
+        if buffers.line.capacity() > KEEP_BUFFER {
+            *buffers = Buffers::default();
+        }
+    };
+    BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
+        Ok(mut buffers) => format(&mut buffers),
+        // An event logged while formatting another (from a `Debug` impl).
+        Err(_) => format(&mut Buffers::default()),
+    });
+}
+
+impl LogLayer {
+    /// Writes a request line as this layer writes the request log's event,
+    /// without the event: `false` when this layer's subscriber needs the
+    /// event (another layer may read request lines, or its filter is not
+    /// plain `target=level` directives). A line the filter turns away at
+    /// `level` is not written, and `true`.
+    ///
+    /// `ids` are the request span's, which must have no parent: the event's
+    /// line would add a parent's fields.
+    pub(crate) fn write_request_line(
+        &self,
+        level: Level,
+        ids: [Option<&str>; 3],
+        values: &RequestLineFields<'_>,
+    ) -> bool {
+        let Some(levels) = self.request_lines else {
+            return false;
+        };
+        if !levels.enables(level) {
+            return true;
+        }
+        let formatter = &*self.formatter;
+        with_buffers(|buffers| {
+            let Buffers {
+                line,
+                message,
+                fields,
+            } = buffers;
+            escape_into(message, &formatter.redaction.scrub(values.message));
+            let [
+                method,
+                endpoint,
+                path,
+                status_code,
+                duration_ms,
+                request_bytes,
+                response_bytes,
+                user_agent,
+                client_ip,
+                user_id,
+                aborted,
+                error_type,
+                error_message,
+                context,
+                panic,
+            ] = &formatter.request_keys;
+            let text = |fields: &mut String, (key, writes): &(Box<str>, bool), value: &str| {
+                fields.push_str(key);
+                if *writes {
+                    text_into(fields, &formatter.redaction.scrub(value));
+                }
+            };
+            let number = |fields: &mut String, (key, writes): &(Box<str>, bool), value: u64| {
+                fields.push_str(key);
+                if *writes {
+                    integer_into(fields, value);
+                }
+            };
+            let flag = |fields: &mut String, (key, writes): &(Box<str>, bool), value: bool| {
+                fields.push_str(key);
+                if *writes {
+                    fields.push_str(if value { "true" } else { "false" });
+                }
+            };
+            text(fields, method, values.method);
+            text(fields, endpoint, values.endpoint);
+            text(fields, path, values.path);
+            number(fields, status_code, u64::from(values.status_code));
+            fields.push_str(&duration_ms.0);
+            if duration_ms.1 {
+                duration_into(formatter, fields, values.duration_ms);
+            }
+            for (key, value) in [
+                (request_bytes, values.request_bytes),
+                (response_bytes, values.response_bytes),
+            ] {
+                if let Some(value) = value {
+                    number(fields, key, value);
+                }
+            }
+            for (key, value) in [
+                (user_agent, values.user_agent),
+                (client_ip, values.client_ip),
+                (user_id, values.user_id),
+            ] {
+                if let Some(value) = value {
+                    text(fields, key, value);
+                }
+            }
+            if let Some(value) = values.aborted {
+                flag(fields, aborted, value);
+            }
+            for (key, value) in [
+                (error_type, values.error_type),
+                (error_message, values.error_message),
+            ] {
+                if let Some(value) = value {
+                    text(fields, key, value);
+                }
+            }
+            if let Some(value) = values.context
+                && !context_fields_into(formatter, fields, value)
+            {
+                text(fields, context, value);
+            }
+            if let Some(value) = values.panic {
+                flag(fields, panic, value);
+            }
+            let mut ids = ids;
+            let scoped = match ids[0] {
+                None => observe_request_id::current(),
+                Some(_) => None,
+            };
+            if let Some(scoped) = &scoped {
+                ids[0] = Some(scoped.as_str());
+            }
+            formatter.line(
+                line,
+                &level,
+                observe_core::REQUEST_LINE_TARGET,
+                message,
+                ids,
+                "",
+                fields,
+            );
+            self.sink.send(line.as_bytes());
         });
+        true
     }
 }
 
@@ -633,54 +859,8 @@ impl<'a> FieldVisitor<'a> {
 
     fn text(&mut self, field: &Field, value: &str) {
         if self.key(field) {
-            if value.len() <= crate::MAX_FIELD_BYTES {
-                string_into(self.out, value);
-            } else {
-                self.capped(format_args!("{value}"));
-            }
+            text_into(self.out, value);
         }
-    }
-
-    /// An error report's context (a JSON object, from the request log)
-    /// written as one field per key, `context.KEY` (ECS: `labels.KEY`), so a
-    /// shipper indexes each; `false` when `value` is no such object.
-    fn context_fields(&mut self, value: &str) -> bool {
-        let Ok(serde_json::Value::Object(entries)) = serde_json::from_str(value) else {
-            return false;
-        };
-        let json = self.formatter.format == Format::Json;
-        let prefix = match self.formatter.schema {
-            Schema::Ecs => crate::fields::ECS_CONTEXT_PREFIX,
-            Schema::Flat => crate::fields::CONTEXT_PREFIX,
-        };
-        for (key, value) in &entries {
-            if json {
-                self.out.push_str(",\"");
-                escape_into(self.out, prefix);
-                escape_into(self.out, key);
-                self.out.push_str("\":");
-            } else {
-                self.out.push(' ');
-                escape_into(self.out, prefix);
-                escape_into(self.out, key);
-                self.out.push('=');
-            }
-            if self.formatter.redaction.is_secret(key) {
-                string_into(self.out, REDACTED);
-                continue;
-            }
-            let text = match value {
-                serde_json::Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
-                other => std::borrow::Cow::Owned(other.to_string()),
-            };
-            let text = self.formatter.redaction.scrub(&text);
-            if text.len() <= crate::MAX_FIELD_BYTES {
-                string_into(self.out, &text);
-            } else {
-                self.capped(format_args!("{text}"));
-            }
-        }
-        true
     }
 
     fn display(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -689,20 +869,8 @@ impl<'a> FieldVisitor<'a> {
         }
     }
 
-    /// A string value of at most [`MAX_FIELD_BYTES`](crate::MAX_FIELD_BYTES),
-    /// marked when cut: a client's 100 KB header does not make a 100 KB line.
     fn capped(&mut self, value: fmt::Arguments<'_>) {
-        self.out.push('"');
-        let mut capped = CappedEscaper {
-            out: self.out,
-            left: crate::MAX_FIELD_BYTES,
-            cut: false,
-        };
-        let _ = capped.write_fmt(value);
-        if capped.cut {
-            self.out.push_str(crate::TRUNCATED_MARK);
-        }
-        self.out.push('"');
+        capped_into(self.out, value);
     }
 
     /// Takes a correlation id given as a field; `true` when `name` is one.
@@ -726,7 +894,7 @@ impl Visit for FieldVisitor<'_> {
             *slot = Some(IdText::new(value));
             return;
         }
-        if name == crate::fields::CONTEXT && self.context_fields(value) {
+        if name == crate::fields::CONTEXT && context_fields_into(self.formatter, self.out, value) {
             return;
         }
         let value = self.formatter.redaction.scrub(value);
@@ -793,13 +961,12 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         let name = field.name();
-        if self.formatter.schema == Schema::Ecs && name == "duration_ms" {
-            // ECS measures durations in nanoseconds, as an integer.
-            self.number(field, (value * 1e6).round() as u64);
-            return;
-        }
         if self.key(field) {
-            float_into(self.out, value);
+            if name == "duration_ms" {
+                duration_into(self.formatter, self.out, value);
+            } else {
+                float_into(self.out, value);
+            }
         }
     }
 
@@ -826,6 +993,79 @@ impl Visit for FieldVisitor<'_> {
             self.out.push('"');
         }
     }
+}
+
+/// A string field's value: escaped, and cut at
+/// [`MAX_FIELD_BYTES`](crate::MAX_FIELD_BYTES).
+fn text_into(out: &mut String, value: &str) {
+    if value.len() <= crate::MAX_FIELD_BYTES {
+        string_into(out, value);
+    } else {
+        capped_into(out, format_args!("{value}"));
+    }
+}
+
+/// A string value of at most [`MAX_FIELD_BYTES`](crate::MAX_FIELD_BYTES),
+/// marked when cut: a client's 100 KB header does not make a 100 KB line.
+fn capped_into(out: &mut String, value: fmt::Arguments<'_>) {
+    out.push('"');
+    let mut capped = CappedEscaper {
+        out,
+        left: crate::MAX_FIELD_BYTES,
+        cut: false,
+    };
+    let _ = capped.write_fmt(value);
+    if capped.cut {
+        out.push_str(crate::TRUNCATED_MARK);
+    }
+    out.push('"');
+}
+
+/// `duration_ms`: milliseconds, or in ECS (`event.duration`) whole
+/// nanoseconds.
+fn duration_into(formatter: &Formatter, out: &mut String, milliseconds: f64) {
+    if formatter.schema == Schema::Ecs {
+        integer_into(out, (milliseconds * 1e6).round() as u64);
+    } else {
+        float_into(out, milliseconds);
+    }
+}
+
+/// An error report's context (a JSON object, from the request log) written
+/// as one field per key, `context.KEY` (ECS: `labels.KEY`), so a shipper
+/// indexes each; `false` when `value` is no such object.
+fn context_fields_into(formatter: &Formatter, out: &mut String, value: &str) -> bool {
+    let Ok(serde_json::Value::Object(entries)) = serde_json::from_str(value) else {
+        return false;
+    };
+    let json = formatter.format == Format::Json;
+    let prefix = match formatter.schema {
+        Schema::Ecs => crate::fields::ECS_CONTEXT_PREFIX,
+        Schema::Flat => crate::fields::CONTEXT_PREFIX,
+    };
+    for (key, value) in &entries {
+        if json {
+            out.push_str(",\"");
+            escape_into(out, prefix);
+            escape_into(out, key);
+            out.push_str("\":");
+        } else {
+            out.push(' ');
+            escape_into(out, prefix);
+            escape_into(out, key);
+            out.push('=');
+        }
+        if formatter.redaction.is_secret(key) {
+            string_into(out, REDACTED);
+            continue;
+        }
+        let text = match value {
+            serde_json::Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        };
+        text_into(out, &formatter.redaction.scrub(&text));
+    }
+    true
 }
 
 /// Keys the line itself writes, in either schema.

@@ -173,12 +173,12 @@ impl Logging {
     /// layer. Request spans stay enabled whatever the filter, so their ids
     /// reach every line that is logged.
     pub fn dispatch(&self, filter: &str) -> Result<tracing::Dispatch, FilterError> {
-        self.dispatch_with(filter, None)
+        self.subscriber(filter, None, false)
     }
 
     /// [`dispatch`](Self::dispatch) with one more layer, such as
     /// observe-trace's bridge that turns `tracing` spans into exported spans.
-    /// It sees what `filter` lets through.
+    /// It sees what `filter` lets through, request lines included.
     pub fn dispatch_with(
         &self,
         filter: &str,
@@ -186,12 +186,49 @@ impl Logging {
             Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>,
         >,
     ) -> Result<tracing::Dispatch, FilterError> {
+        self.subscriber(filter, extra, true)
+    }
+
+    /// [`dispatch_with`](Self::dispatch_with) for a layer that has no use
+    /// for request lines, such as observe-trace's span bridge (which
+    /// filters them out), and does not get them.
+    ///
+    /// In this subscriber, and in [`dispatch`](Self::dispatch)'s, request
+    /// lines are written straight to the writer rather than sent through a
+    /// `tracing` event, when `filter` is plain `target=level` directives:
+    /// the same lines, at a fraction of the cost.
+    pub fn dispatch_with_bridge(
+        &self,
+        filter: &str,
+        bridge: Option<
+            Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>,
+        >,
+    ) -> Result<tracing::Dispatch, FilterError> {
+        self.subscriber(filter, bridge, false)
+    }
+
+    fn subscriber(
+        &self,
+        filter: &str,
+        extra: Option<
+            Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>,
+        >,
+        extra_reads_request_lines: bool,
+    ) -> Result<tracing::Dispatch, FilterError> {
         let filter = LogFilter::from_str(filter)?;
+        let mut layer = self.layer.clone();
+        if !(extra_reads_request_lines && extra.is_some())
+            && let Some(targets) = &filter.targets
+        {
+            layer.request_lines = Some(format::RequestLineLevels::new(|level| {
+                targets.would_enable(observe_core::REQUEST_LINE_TARGET, level)
+            }));
+        }
         let subscriber = tracing_subscriber::registry()
             .with(extra)
             .with(filter.targets)
             .with(filter.env)
-            .with(self.layer.clone());
+            .with(layer);
         Ok(tracing::Dispatch::new(subscriber))
     }
 }
@@ -320,6 +357,7 @@ impl LoggingBuilder {
             layer: LogLayer {
                 formatter,
                 sink: handle.sink(),
+                request_lines: None,
             },
             handle,
         })

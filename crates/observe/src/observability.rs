@@ -723,10 +723,15 @@ impl ObservabilityBuilder {
         let log = self
             .log
             .build(env, &self.service_name, &environment, &metrics.registry)?;
-        let dispatch = log
-            .logging
-            .dispatch_with(&filter, tracing.otel_layer())
-            .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
+        // Request lines exported as OTLP log records need their event; the
+        // span bridge alone has no use for them.
+        let dispatch = if tracing.exports_logs() {
+            log.logging.dispatch_with(&filter, tracing.otel_layer())
+        } else {
+            log.logging
+                .dispatch_with_bridge(&filter, tracing.otel_layer())
+        }
+        .map_err(|error| ConfigError::new(filter_variable, filter, error.to_string()))?;
         tracing.log_to(&dispatch);
 
         // The process-wide globals last, when nothing else can fail: a

@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tracing::{Level, Span};
 
 use super::{Config, UserId, client_ip::client_ip};
-use crate::Redaction;
+use crate::{LogLayer, Redaction, format::RequestLineFields};
 
 /// The status of a request whose client went away before the response, as
 /// nginx logs it.
@@ -33,6 +33,12 @@ pub use observe_core::CLIENT_CLOSED_STATUS;
 #[must_use = "the line is written by `finish`, `fail` or `abort`"]
 pub struct RequestLine {
     span: Span,
+    /// The span's ids, for a line written without the event.
+    request_id: Option<RequestId>,
+    trace: Option<TraceIds>,
+    /// Whether the span has no parent, whose fields the event's line would
+    /// carry: then the line may be written without the event.
+    standalone: bool,
     client_ip: Option<IpAddr>,
     request_bytes: Option<u64>,
     user_id: Option<UserId>,
@@ -61,6 +67,8 @@ impl RequestLine {
         let extensions = request.extensions();
         let request_id = extensions.get::<RequestId>();
         let trace = extensions.get::<TraceIds>();
+        let standalone =
+            tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().is_none());
         let span = tracing::info_span!(
             target: super::SPAN_TARGET,
             "request",
@@ -70,6 +78,9 @@ impl RequestLine {
         );
         Some(Self {
             span,
+            request_id: request_id.cloned(),
+            trace: trace.copied(),
+            standalone,
             client_ip: client_ip(extensions, request.headers(), &config.trusted_proxies),
             request_bytes: request.body().size_hint().exact(),
             user_id: extensions.get::<UserId>().cloned(),
@@ -230,34 +241,67 @@ impl RequestLine {
             path.clear();
             // Writing into a String cannot fail.
             let _ = redacted_path(path, &self.config.redaction, &facts.uri);
-            let path = path.as_str();
+            let values = RequestLineFields {
+                method: facts.method.as_str(),
+                endpoint: facts.endpoint(),
+                path: path.as_str(),
+                status_code: status,
+                duration_ms,
+                request_bytes: self.request_bytes,
+                response_bytes,
+                user_agent: user_agent.as_deref(),
+                client_ip: client_ip.as_deref(),
+                user_id,
+                aborted: aborted.then_some(true),
+                error_type: report.map(ErrorReport::error_type),
+                error_message: report.map(ErrorReport::message),
+                context: context.as_deref(),
+                panic: report.filter(|report| report.is_panic()).map(|_| true),
+                // Text, not a format string: nothing to format per line.
+                message: if aborted {
+                    "request aborted"
+                } else {
+                    "request finished"
+                },
+            };
+            // Observe's own subscriber writes the line itself: the same
+            // line, without an event's dispatch and field visits.
+            let ids = [
+                self.request_id.as_ref().map(RequestId::as_str),
+                self.trace.as_ref().map(TraceIds::trace_id),
+                self.trace.as_ref().map(TraceIds::span_id),
+            ];
+            if self.standalone
+                && tracing::dispatcher::get_default(|dispatch| {
+                    dispatch
+                        .downcast_ref::<LogLayer>()
+                        .is_some_and(|layer| layer.write_request_line(level, ids, &values))
+                })
+            {
+                return;
+            }
             // The request span is the line's parent, named rather than
             // entered: no enter and exit per line. A disabled span (another
             // subscriber's filter) leaves the line in the current span.
             event_at!(
                 level,
                 self.span.id(),
-                method = facts.method.as_str(),
-                endpoint = facts.endpoint(),
-                path,
-                status_code = status,
-                duration_ms,
-                request_bytes = self.request_bytes,
-                response_bytes,
-                user_agent = user_agent.as_deref(),
-                client_ip = client_ip.as_deref(),
-                user_id,
-                aborted = aborted.then_some(true),
-                error_type = report.map(ErrorReport::error_type),
-                error_message = report.map(ErrorReport::message),
-                context = context.as_deref(),
-                panic = report.filter(|report| report.is_panic()).map(|_| true),
-                // Text, not a format string: nothing to format per line.
-                message = if aborted {
-                    "request aborted"
-                } else {
-                    "request finished"
-                },
+                method = values.method,
+                endpoint = values.endpoint,
+                path = values.path,
+                status_code = values.status_code,
+                duration_ms = values.duration_ms,
+                request_bytes = values.request_bytes,
+                response_bytes = values.response_bytes,
+                user_agent = values.user_agent,
+                client_ip = values.client_ip,
+                user_id = values.user_id,
+                aborted = values.aborted,
+                error_type = values.error_type,
+                error_message = values.error_message,
+                context = values.context,
+                panic = values.panic,
+                message = values.message,
             );
         });
     }

@@ -245,3 +245,131 @@ async fn user_id_from_the_response_extensions() {
     .await;
     assert_eq!(lines[0]["user_id"], "u-42");
 }
+
+/// The lines of a few varied requests (every field of the request line, a
+/// panic with its context, escaping, a value past the length cap, an
+/// aborted request), as `dispatch` writes them; timestamps and durations
+/// masked.
+async fn varied_lines(
+    format: crate::Format,
+    schema: crate::Schema,
+    dispatch: impl Fn(&Logging) -> tracing::Dispatch,
+) -> Vec<String> {
+    let buffer = Buffer::default();
+    let logging = Logging::builder("svc")
+        .format(format)
+        .schema(schema)
+        .writer(buffer.clone())
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let dispatch = dispatch(&logging);
+    {
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        let service = stack(service_fn(|request: Request<Body>| async move {
+            match request.uri().path() {
+                "/panic" => panic!("broken \"here\""),
+                "/slow" => std::future::pending().await,
+                "/missing" => Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Body::empty())
+                        .unwrap_or_default(),
+                ),
+                _ => {
+                    let mut response = Response::new(Body::from("hello"));
+                    response.extensions_mut().insert(UserId::new("u-\"42\""));
+                    Ok(response)
+                }
+            }
+        }));
+        let peer: std::net::SocketAddr = ([10, 1, 2, 3], 5000).into();
+        let requests = [
+            Request::get("/things?token=s3cr3t&page=2")
+                .header("user-agent", "curl/8 \"quoted\" \u{2028} é")
+                .extension(axum::extract::ConnectInfo(peer)),
+            Request::post("/missing").header("user-agent", "x".repeat(crate::MAX_FIELD_BYTES + 10)),
+            Request::get("/panic"),
+        ];
+        for (index, request) in requests.into_iter().enumerate() {
+            let request = request
+                .header("x-request-id", format!("req-{index}"))
+                .body(Body::from("abc"))
+                .unwrap_or_default();
+            let _ = service.clone().oneshot(request).await;
+        }
+        let request = Request::get("/slow")
+            .header("x-request-id", "req-slow")
+            .body(Body::empty())
+            .unwrap_or_default();
+        let mut call = Box::pin(service.oneshot(request));
+        let pending =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx).is_pending()))
+                .await;
+        assert!(pending);
+        drop(call);
+    }
+    assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
+    buffer.text().lines().map(mask).collect()
+}
+
+/// The line without its timestamp and with its duration as `D`.
+fn mask(line: &str) -> String {
+    let line = match line.strip_prefix('{') {
+        // `{"timestamp":"...",` or `{"@timestamp":"...",`
+        Some(json) => json.split_once("\",").map_or(line, |(_, rest)| rest),
+        None => line.split_once(' ').map_or(line, |(_, rest)| rest),
+    };
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = ["duration_ms\":", "event.duration\":", "duration_ms="]
+        .iter()
+        .filter_map(|key| rest.find(key).map(|at| at + key.len()))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        out.push('D');
+        rest = rest[at..].trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn a_line_written_without_the_event_is_the_events_line() {
+    use crate::{Format, Schema};
+
+    for (format, schema) in [
+        (Format::Json, Schema::Flat),
+        (Format::Json, Schema::Ecs),
+        (Format::Pretty, Schema::Flat),
+    ] {
+        // `dispatch` writes request lines itself; a subscriber with a layer
+        // that may read them sends them through the event.
+        let direct = varied_lines(format, schema, |logging| {
+            logging
+                .dispatch("info")
+                .unwrap_or_else(|error| panic!("{error}"))
+        })
+        .await;
+        let through_the_event = varied_lines(format, schema, |logging| {
+            let other = tracing_subscriber::layer::Identity::new();
+            logging
+                .dispatch_with("info", Some(Box::new(other)))
+                .unwrap_or_else(|error| panic!("{error}"))
+        })
+        .await;
+        assert_eq!(direct.len(), 4, "{direct:#?}");
+        assert_eq!(direct, through_the_event, "{format:?} {schema:?}");
+        let all = direct.join("\n");
+        for expected in [
+            "req-0",
+            "req-1",
+            "req-2",
+            "req-slow",
+            "10.1.2.3",
+            "[REDACTED]",
+        ] {
+            assert!(all.contains(expected), "{expected}: {all}");
+        }
+    }
+}

@@ -55,6 +55,13 @@ impl RequestTexts {
         request_id: Option<&RequestId>,
     ) {
         self.text.clear();
+        // One allocation for a new buffer (a lossy header may need more).
+        let length = uri.path().len()
+            + uri.scheme_str().map_or(0, str::len)
+            + host.map_or(0, HeaderValue::len)
+            + user_agent.map_or(0, HeaderValue::len)
+            + request_id.map_or(0, |id| id.as_str().len());
+        self.text.reserve(length);
         self.path = self.push(uri.path());
         self.scheme = uri.scheme_str().map(|scheme| self.push(scheme));
         self.host = host.map(|host| self.push(&observe_core::header_text(host)));
