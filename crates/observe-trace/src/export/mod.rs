@@ -127,11 +127,25 @@ impl Shared {
 }
 
 /// Where the layers put finished spans.
+///
+/// One reference count to clone: each request's span and trace context hold
+/// one.
 #[derive(Clone)]
-pub(crate) struct SpanSink {
+pub(crate) struct SpanSink(Arc<Channel>);
+
+/// The queue to the exporter thread, and what both ends count.
+pub(crate) struct Channel {
     sender: SyncSender<Item>,
     shared: Arc<Shared>,
     exporter: Thread,
+}
+
+impl std::ops::Deref for SpanSink {
+    type Target = Channel;
+
+    fn deref(&self) -> &Channel {
+        &self.0
+    }
 }
 
 impl SpanSink {
@@ -151,11 +165,11 @@ impl SpanSink {
     #[cfg(test)]
     pub(crate) fn unstarted(capacity: usize) -> (Self, Receiver<Item>) {
         let (sender, receiver) = mpsc::sync_channel(capacity);
-        let sink = Self {
+        let sink = Self(Arc::new(Channel {
             sender,
             shared: Arc::new(Shared::new(capacity, None, None)),
             exporter: thread::current(),
-        };
+        }));
         (sink, receiver)
     }
 
@@ -335,11 +349,11 @@ pub(crate) fn start(
         .thread()
         .clone();
     Ok(TraceHandle {
-        sink: SpanSink {
+        sink: SpanSink(Arc::new(Channel {
             sender,
             shared,
             exporter,
-        },
+        })),
     })
 }
 
