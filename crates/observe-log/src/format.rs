@@ -158,6 +158,7 @@ impl Formatter {
             "observe_log",
             &message,
             [None; 3],
+            Plain::default(),
             "",
             &fields,
         );
@@ -172,13 +173,16 @@ impl Formatter {
         target: &str,
         message: &str,
         ids: [Option<&str>; 3],
+        plain: Plain,
         span_fields: &str,
         fields: &str,
     ) {
         match self.format {
-            Format::Json => self.json_line(out, level, target, message, ids, span_fields, fields),
+            Format::Json => {
+                self.json_line(out, level, target, message, ids, plain, span_fields, fields)
+            }
             Format::Pretty => {
-                self.pretty_line(out, level, target, message, ids, span_fields, fields)
+                self.pretty_line(out, level, target, message, ids, plain, span_fields, fields)
             }
         }
     }
@@ -191,6 +195,7 @@ impl Formatter {
         target: &str,
         message: &str,
         ids: [Option<&str>; 3],
+        plain: Plain,
         span_fields: &str,
         fields: &str,
     ) {
@@ -216,8 +221,9 @@ impl Formatter {
         } else {
             "\",\"target\":"
         });
-        string_into(out, target);
-        out.push_str(",\"message\":\"");
+        out.push('"');
+        plain.target_into(out, target);
+        out.push_str("\",\"message\":\"");
         out.push_str(message);
         out.push('"');
         out.push_str(&self.service_fields);
@@ -226,12 +232,13 @@ impl Formatter {
         } else {
             ["request_id", "trace_id", "span_id"]
         };
-        for (key, value) in keys.into_iter().zip(ids) {
+        for (index, (key, value)) in keys.into_iter().zip(ids).enumerate() {
             if let Some(value) = value {
                 out.push_str(",\"");
                 out.push_str(key);
-                out.push_str("\":");
-                string_into(out, value);
+                out.push_str("\":\"");
+                plain.id_into(out, index, value);
+                out.push('"');
             }
         }
         out.push_str(span_fields);
@@ -247,6 +254,7 @@ impl Formatter {
         target: &str,
         message: &str,
         ids: [Option<&str>; 3],
+        plain: Plain,
         span_fields: &str,
         fields: &str,
     ) {
@@ -263,26 +271,57 @@ impl Formatter {
             out.push_str(colour);
             out.push_str(name);
             out.push_str("\x1b[0m \x1b[2m");
-            escape_into(out, target);
+            plain.target_into(out, target);
             out.push_str(":\x1b[0m ");
         } else {
             out.push_str(name);
             out.push(' ');
-            escape_into(out, target);
+            plain.target_into(out, target);
             out.push_str(": ");
         }
         out.push_str(message);
         out.push_str(span_fields);
         out.push_str(fields);
-        for (key, value) in ["request_id", "trace_id", "span_id"].into_iter().zip(ids) {
+        for (index, (key, value)) in ["request_id", "trace_id", "span_id"]
+            .into_iter()
+            .zip(ids)
+            .enumerate()
+        {
             if let Some(value) = value {
                 out.push(' ');
                 out.push_str(key);
                 out.push('=');
-                escape_into(out, value);
+                plain.id_into(out, index, value);
             }
         }
         out.push('\n');
+    }
+}
+
+/// What a line's caller knows needs no escaping: a constant target, ids it
+/// made itself as hex. The rest is escaped.
+#[derive(Debug, Clone, Copy, Default)]
+struct Plain {
+    target: bool,
+    /// Request id, trace id, span id.
+    ids: [bool; 3],
+}
+
+impl Plain {
+    fn target_into(self, out: &mut String, target: &str) {
+        if self.target {
+            out.push_str(target);
+        } else {
+            escape_into(out, target);
+        }
+    }
+
+    fn id_into(self, out: &mut String, index: usize, id: &str) {
+        if self.ids.get(index).copied().unwrap_or(false) {
+            out.push_str(id);
+        } else {
+            escape_into(out, id);
+        }
     }
 }
 
@@ -549,6 +588,7 @@ where
                 metadata.target(),
                 message,
                 ids,
+                Plain::default(),
                 data.map_or("", |data| &data.fields),
                 fields,
             );
@@ -604,7 +644,8 @@ impl LogLayer {
                 message,
                 fields,
             } = buffers;
-            escape_into(message, &formatter.redaction.scrub(values.message));
+            // A constant of this crate's: nothing to escape or redact.
+            message.push_str(values.message);
             let [
                 method,
                 endpoint,
@@ -640,7 +681,18 @@ impl LogLayer {
                     fields.push_str(if value { "true" } else { "false" });
                 }
             };
-            text(fields, method, values.method);
+            // An HTTP method is a token: no quote, backslash or control
+            // character to escape.
+            if values.method.len() <= crate::MAX_FIELD_BYTES && !formatter.redaction.has_values() {
+                fields.push_str(&method.0);
+                if method.1 {
+                    fields.push('"');
+                    fields.push_str(values.method);
+                    fields.push('"');
+                }
+            } else {
+                text(fields, method, values.method);
+            }
             text(fields, endpoint, values.endpoint);
             text(fields, path, values.path);
             number(fields, status_code, u64::from(values.status_code));
@@ -698,6 +750,12 @@ impl LogLayer {
                 observe_core::REQUEST_LINE_TARGET,
                 message,
                 ids,
+                // The target is a constant, trace and span ids are hex; a
+                // request id may come from a client.
+                Plain {
+                    target: true,
+                    ids: [false, true, true],
+                },
                 "",
                 fields,
             );

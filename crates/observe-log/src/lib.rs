@@ -224,10 +224,17 @@ impl Logging {
                 targets.would_enable(observe_core::REQUEST_LINE_TARGET, level)
             }));
         }
+        // One layer for the filter, whichever kind: every level of layering
+        // costs each span's enter, exit and close a little.
+        let filter: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> =
+            match (filter.targets, filter.env) {
+                (Some(targets), _) => Box::new(targets),
+                (None, Some(env)) => Box::new(env),
+                (None, None) => Box::new(tracing_subscriber::layer::Identity::new()),
+            };
         let subscriber = tracing_subscriber::registry()
             .with(extra)
-            .with(filter.targets)
-            .with(filter.env)
+            .with(filter)
             .with(layer);
         Ok(tracing::Dispatch::new(subscriber))
     }

@@ -287,12 +287,16 @@ async fn varied_lines(
             Request::get("/things?token=s3cr3t&page=2")
                 .header("user-agent", "curl/8 \"quoted\" \u{2028} é")
                 .extension(axum::extract::ConnectInfo(peer)),
-            Request::post("/missing").header("user-agent", "x".repeat(crate::MAX_FIELD_BYTES + 10)),
+            Request::builder()
+                .method("PURGE")
+                .uri("/missing")
+                .header("user-agent", "x".repeat(crate::MAX_FIELD_BYTES + 10)),
             Request::get("/panic"),
         ];
         for (index, request) in requests.into_iter().enumerate() {
+            // A client's id may hold a quote.
             let request = request
-                .header("x-request-id", format!("req-{index}"))
+                .header("x-request-id", format!("req-\"{index}\""))
                 .body(Body::from("abc"))
                 .unwrap_or_default();
             let _ = service.clone().oneshot(request).await;
@@ -362,10 +366,10 @@ async fn a_line_written_without_the_event_is_the_events_line() {
         assert_eq!(direct, through_the_event, "{format:?} {schema:?}");
         let all = direct.join("\n");
         for expected in [
-            "req-0",
-            "req-1",
-            "req-2",
+            r#"req-\"0\""#,
+            r#"req-\"2\""#,
             "req-slow",
+            "PURGE",
             "10.1.2.3",
             "[REDACTED]",
         ] {
