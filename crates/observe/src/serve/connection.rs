@@ -342,17 +342,24 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let state = &self.state;
-        let outcome = BodyOutcome::default();
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(ConnectInfo(state.peer));
-        parts.extensions.insert(outcome.clone());
-        let body = WatchedBody::new(body, state.server.limits.body_read_timeout, outcome.clone());
+        // A request without a body (most GETs) has none to watch.
+        let (body, outcome) = if body.is_end_stream() {
+            (AxumBody::new(body), None)
+        } else {
+            let outcome = BodyOutcome::default();
+            parts.extensions.insert(outcome.clone());
+            let timeout = state.server.limits.body_read_timeout;
+            let body = WatchedBody::new(body, timeout, outcome.clone());
+            (AxumBody::new(body), Some(outcome))
+        };
         // A Router is always ready.
         let future = state
             .server
             .app
             .clone()
-            .call(Request::from_parts(parts, AxumBody::new(body)));
+            .call(Request::from_parts(parts, body));
         ConnectionFuture {
             inner: future,
             in_progress: Some(InProgress::new(state.clone())),
@@ -383,7 +390,7 @@ pin_project! {
         #[pin]
         inner: axum::routing::future::RouteFuture<Infallible>,
         in_progress: Option<InProgress>,
-        outcome: BodyOutcome,
+        outcome: Option<BodyOutcome>,
     }
 }
 
@@ -394,7 +401,8 @@ impl Future for ConnectionFuture {
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
         let in_progress = this.in_progress.take();
-        if this.outcome.status() == Some(http::StatusCode::REQUEST_TIMEOUT)
+        if this.outcome.as_ref().and_then(BodyOutcome::status)
+            == Some(http::StatusCode::REQUEST_TIMEOUT)
             && let Some(InProgress(state)) = &in_progress
         {
             state
