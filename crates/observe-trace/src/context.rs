@@ -215,7 +215,12 @@ pub(crate) fn passed_on(headers: &HeaderMap) -> Option<Arc<Passed>> {
     let keep = |name: &HeaderName, max: usize| {
         let mut values = headers.get_all(name).iter();
         let value = values.next()?;
-        (values.next().is_none() && !value.is_empty() && value.len() <= max).then(|| value.clone())
+        (values.next().is_none() && !value.is_empty() && value.len() <= max)
+            // A copy, not a share of the request's buffer: the context goes
+            // with the request's spans to the exporter, and a share would
+            // hold that buffer (hyper's, for the connection) until the
+            // export.
+            .then(|| HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone()))
     };
     let passed = Passed {
         trace_state: keep(&TRACESTATE, MAX_TRACESTATE),

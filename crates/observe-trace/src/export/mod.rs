@@ -119,8 +119,12 @@ impl Shared {
 
     /// Keeps an encoded server record for the next request, unless its texts
     /// grew too long or there are spares enough (then it is freed).
-    fn recycle(&self, record: Box<ServerRecord>) {
+    fn recycle(&self, mut record: Box<ServerRecord>) {
         if record.texts.capacity() <= MAX_SPARE_TEXT_BYTES {
+            // A spare holds nothing shared: not the sink (which holds this
+            // queue: a cycle), not a caller's `tracestate`.
+            record.context.sink = None;
+            record.context.passed = None;
             let _ = self.spare_servers.push(record);
         }
     }

@@ -206,19 +206,21 @@ async fn a_queued_server_span_holds_nothing_of_the_request_and_records_are_reuse
 
     let (sink, queued) = SpanSink::unstarted(8);
     let layer = TraceLayer::exporting(Sampler::AlwaysOn, Some(sink.clone()), false);
-    // One buffer for the whole head, as hyper reads it.
-    let head = Bytes::copy_from_slice(b"/items/7?q=1example.comcurl/8");
+    // One buffer for the whole head, as hyper reads it: a caller's
+    // `tracestate` too.
+    let head = Bytes::copy_from_slice(b"/items/7?q=1example.comcurl/8vendor=abc");
+    let shared =
+        |range: std::ops::Range<usize>| HeaderValue::from_maybe_shared(head.slice(range)).unwrap();
     let request = |path: Bytes| {
         Request::builder()
             .uri(http::Uri::from_maybe_shared(path).unwrap())
+            .header(HOST, shared(12..23))
+            .header(USER_AGENT, shared(23..29))
             .header(
-                HOST,
-                HeaderValue::from_maybe_shared(head.slice(12..23)).unwrap(),
+                &TRACEPARENT,
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             )
-            .header(
-                USER_AGENT,
-                HeaderValue::from_maybe_shared(head.slice(23..)).unwrap(),
-            )
+            .header("tracestate", shared(29..39))
             .body(())
             .unwrap()
     };
@@ -237,10 +239,21 @@ async fn a_queued_server_span_holds_nothing_of_the_request_and_records_are_reuse
     assert_eq!(record.texts.host(), Some("example.com"));
     assert_eq!(record.texts.user_agent(), Some("curl/8"));
     assert_eq!(record.texts.request_id(), None);
+    let passed = record
+        .context
+        .passed
+        .as_ref()
+        .and_then(|passed| passed.trace_state.as_ref());
+    assert_eq!(passed.map(HeaderValue::as_bytes), Some(&b"vendor=abc"[..]));
 
-    // Once encoded, the record carries the next request's span.
+    // Once encoded, the record carries the next request's span; kept
+    // meanwhile, it holds neither the sink (which holds the spares) nor the
+    // caller's state.
     let first: *const ServerRecord = &*record;
     sink.recycle(record);
+    let spare = sink.spare_server_record().unwrap();
+    assert!(spare.context.sink.is_none() && spare.context.passed.is_none());
+    sink.recycle(spare);
     let response = layer
         .layer(echo())
         .oneshot(request(Bytes::from_static(b"http://example.com/second")))
