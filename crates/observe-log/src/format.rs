@@ -644,8 +644,9 @@ impl LogLayer {
                 message,
                 fields,
             } = buffers;
-            // A constant of this crate's: nothing to escape or redact.
-            message.push_str(values.message);
+            // A constant of this crate's: nothing to escape (a redacted
+            // part would be `[REDACTED]`, plain too).
+            message.push_str(&formatter.redaction.scrub(values.message));
             let [
                 method,
                 endpoint,

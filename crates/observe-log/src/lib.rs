@@ -195,8 +195,9 @@ impl Logging {
     ///
     /// In this subscriber, and in [`dispatch`](Self::dispatch)'s, request
     /// lines are written straight to the writer rather than sent through a
-    /// `tracing` event, when `filter` is plain `target=level` directives:
-    /// the same lines, at a fraction of the cost.
+    /// `tracing` event, when `filter` is plain `target=level` directives and
+    /// the request span has no parent span: the same lines, at a fraction of
+    /// the cost. `bridge` does not see them.
     pub fn dispatch_with_bridge(
         &self,
         filter: &str,

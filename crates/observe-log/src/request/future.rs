@@ -36,8 +36,9 @@ pub struct RequestLine {
     /// The span's ids, for a line written without the event.
     request_id: Option<RequestId>,
     trace: Option<TraceIds>,
-    /// Whether the span has no parent, whose fields the event's line would
-    /// carry: then the line may be written without the event.
+    /// Whether the span is enabled and has no parent, whose fields the
+    /// event's line would carry: then the line may be written without the
+    /// event.
     standalone: bool,
     client_ip: Option<IpAddr>,
     request_bytes: Option<u64>,
@@ -67,7 +68,7 @@ impl RequestLine {
         let extensions = request.extensions();
         let request_id = extensions.get::<RequestId>();
         let trace = extensions.get::<TraceIds>();
-        let standalone =
+        let no_parent =
             tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().is_none());
         let span = tracing::info_span!(
             target: super::SPAN_TARGET,
@@ -76,6 +77,9 @@ impl RequestLine {
             trace_id = trace.map(TraceIds::trace_id),
             span_id = trace.map(TraceIds::span_id),
         );
+        // A span compiled out (`max_level_*` features) carries no ids to the
+        // event's line: that line is written from the event too.
+        let standalone = no_parent && !span.is_disabled();
         Some(Self {
             span,
             request_id: request_id.cloned(),

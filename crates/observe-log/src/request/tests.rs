@@ -377,3 +377,26 @@ async fn a_line_written_without_the_event_is_the_events_line() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_request_inside_a_span_carries_its_fields_on_the_line() {
+    use tracing::Instrument;
+
+    let lines = lines(async {
+        let service = stack(service_fn(|_: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+        let request = Request::get("/p").body(Body::empty()).unwrap_or_default();
+        let response = service
+            .oneshot(request)
+            .instrument(tracing::info_span!("outer", tenant = "t-1"))
+            .await;
+        assert_eq!(ok(response).status(), StatusCode::OK);
+    })
+    .await;
+    let lines = request_lines(&lines);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    // The line goes through the event, which carries the parent's fields.
+    assert_eq!(lines[0]["tenant"], "t-1", "{}", lines[0]);
+    assert_eq!(lines[0]["path"], "/p");
+}

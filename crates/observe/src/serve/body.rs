@@ -51,7 +51,8 @@ const CLIENT_GONE: u8 = 1;
 const TIMED_OUT: u8 = 2;
 
 /// How the request body's reading ended, shared by the body and
-/// [`BodyOutcomeLayer`] through the request extensions.
+/// [`BodyOutcomeLayer`] through the request extensions. `serve` puts it in
+/// the extensions of requests that have a body, not of those without one.
 #[derive(Clone, Default)]
 pub struct BodyOutcome(Arc<AtomicU8>);
 
