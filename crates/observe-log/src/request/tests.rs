@@ -400,3 +400,84 @@ async fn a_request_inside_a_span_carries_its_fields_on_the_line() {
     assert_eq!(lines[0]["tenant"], "t-1", "{}", lines[0]);
     assert_eq!(lines[0]["path"], "/p");
 }
+
+/// The request lines (status and level) of a 200, a 404 and a 500 under
+/// `filter`, in a subscriber that writes them itself (`direct`) or through
+/// the event; and whether that subscriber writes them itself.
+async fn lines_under(filter: &str, direct: bool) -> (Vec<(u64, String)>, bool) {
+    let buffer = Buffer::default();
+    let logging = Logging::builder("svc")
+        .writer(buffer.clone())
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let dispatch = if direct {
+        logging.dispatch(filter)
+    } else {
+        let other = tracing_subscriber::layer::Identity::new();
+        logging.dispatch_with(filter, Some(Box::new(other)))
+    }
+    .unwrap_or_else(|error| panic!("{error}"));
+    let writes_itself = dispatch
+        .downcast_ref::<crate::LogLayer>()
+        .is_some_and(|layer| layer.request_lines.is_some());
+    {
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        let service = stack(service_fn(|request: Request<Body>| async move {
+            let status = match request.uri().path() {
+                "/missing" => StatusCode::NOT_FOUND,
+                "/broken" => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::OK,
+            };
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        }));
+        for path in ["/ok", "/missing", "/broken"] {
+            let request = Request::get(path).body(Body::empty()).unwrap_or_default();
+            let _ = service.clone().oneshot(request).await;
+        }
+    }
+    assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
+    let lines = buffer
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|error| panic!("{error}")))
+        .filter(|line| line["target"] == LINE_TARGET)
+        .map(|line| {
+            let status = line["status_code"].as_u64().unwrap_or_default();
+            (
+                status,
+                line["level"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    (lines, writes_itself)
+}
+
+#[tokio::test]
+async fn the_filter_decides_which_request_lines_are_written_either_way() {
+    let all = vec![
+        (200, "INFO".to_owned()),
+        (404, "WARN".to_owned()),
+        (500, "ERROR".to_owned()),
+    ];
+    let failures = all[1..].to_vec();
+    for (filter, expected) in [
+        ("info", all.clone()),
+        ("info,observe_log::request=warn", failures.clone()),
+        ("warn", failures),
+        ("info,observe_log::request=off", Vec::new()),
+        ("debug", all),
+    ] {
+        let (direct, writes_itself) = lines_under(filter, true).await;
+        assert!(writes_itself, "{filter}");
+        assert_eq!(direct, expected, "{filter}");
+        let (through_the_event, writes_itself) = lines_under(filter, false).await;
+        assert!(!writes_itself, "{filter}");
+        assert_eq!(through_the_event, expected, "{filter}");
+    }
+    // Directives on spans or fields need `EnvFilter`: the event decides.
+    let (lines, writes_itself) = lines_under("info,[request]=info", true).await;
+    assert!(!writes_itself);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+}
