@@ -15,15 +15,17 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        let receiver = observe_tests::otlp::OtlpReceiver::start().await;
-        receiver.count_only();
-        println!("{}", receiver.http_endpoint());
-        loop {
-            let partial = format!("{count_file}.partial");
-            std::fs::write(&partial, receiver.counted().to_string()).unwrap();
-            std::fs::rename(&partial, &count_file).unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let receiver = runtime.block_on(observe_tests::otlp::OtlpReceiver::start());
+    receiver.count_only();
+    println!("{}", receiver.http_endpoint());
+    // The receiver runs on its own thread, the count file is written from
+    // this one: with the server under test writing its log, a `rename` can
+    // block for 100 ms and more, which would hold every export waiting.
+    std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
+    let partial = format!("{count_file}.partial");
+    loop {
+        std::fs::write(&partial, receiver.counted().to_string()).unwrap();
+        std::fs::rename(&partial, &count_file).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -742,3 +742,55 @@ async fn the_builder_sets_the_otlp_endpoint_and_protocol() {
     assert_eq!(spans[0].resource["deployment.zone"], "test-zone");
     server.stop(Duration::from_secs(10)).await.unwrap();
 }
+
+/// The exporter is woken when a full batch waits, not only at its interval:
+/// the rest of the queue is room for the spans that arrive during the send.
+#[test]
+fn a_full_batch_is_sent_without_waiting_for_the_interval() {
+    use observe::trace::{EXPORT_INTERVAL, MAX_BATCH};
+
+    let buffer = LogBuffer::default();
+    let receiver_runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = receiver_runtime.block_on(OtlpReceiver::start());
+    receiver.count_only();
+    let endpoint = receiver.grpc_endpoint();
+    let obs = observability(
+        "batches",
+        &buffer,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    );
+    let handle = obs.tracing().handle().unwrap();
+    let service = app().layer(obs.layer());
+    let runtime = runtime_with(obs.dispatch());
+    let requests = |count: usize| {
+        runtime.block_on(async {
+            for _ in 0..count {
+                let request = axum::http::Request::get("/users/1")
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let response = service.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        });
+    };
+    // After a flush the exporter sleeps for a whole interval.
+    requests(1);
+    flush(&obs);
+    let slept_from = Instant::now();
+    assert_eq!(handle.exported_spans(), 1);
+    requests(MAX_BATCH - 1);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(handle.exported_spans(), 1, "woken before a batch was full");
+    requests(1);
+    while handle.exported_spans() < 1 + MAX_BATCH as u64 && slept_from.elapsed() < EXPORT_INTERVAL {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent_after = slept_from.elapsed();
+    assert_eq!(handle.exported_spans(), 1 + MAX_BATCH as u64);
+    assert!(
+        sent_after < EXPORT_INTERVAL - Duration::from_millis(100),
+        "sent {sent_after:?} after the flush: at the interval, not when the batch was full"
+    );
+    assert_eq!(receiver.counted(), 1 + MAX_BATCH as u64);
+    assert_eq!(handle.dropped_spans(), 0);
+}

@@ -6,7 +6,8 @@
 //! (`encode.rs`), and sent over gRPC or HTTP (`transport.rs`). As
 //! with the log writer, the exporter thread is not woken per span (a wake-up
 //! is a system call): it drains the queue every [`EXPORT_INTERVAL`], and
-//! early when the queue is half full or a flush asks. A collector that is
+//! early when a full batch ([`MAX_BATCH`]) waits or a flush asks: the
+//! rest of the queue is room for the spans that come while it is sent. A collector that is
 //! down, slow or refusing costs requests nothing: when the queue is full,
 //! spans are dropped and counted, and one warning says so until an export
 //! succeeds again.
@@ -86,7 +87,9 @@ struct Shared {
     exported: AtomicU64,
     failed_exports: AtomicU64,
     queued: AtomicUsize,
-    capacity: usize,
+    /// The queue length at which the exporter is woken: a full batch, or
+    /// half a queue shorter than two batches.
+    wake_at: usize,
     stopped: AtomicBool,
     dropped_counter: Option<metrics::Counter>,
     logs_dropped: AtomicU64,
@@ -109,7 +112,7 @@ impl Shared {
             exported: AtomicU64::new(0),
             failed_exports: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
-            capacity,
+            wake_at: (capacity / 2).clamp(1, MAX_BATCH),
             stopped: AtomicBool::new(false),
             dropped_counter,
             logs_dropped: AtomicU64::new(0),
@@ -192,13 +195,13 @@ impl SpanSink {
         }
     }
 
-    /// Queues `item`, waking the exporter when the queue is half full;
+    /// Queues `item`, waking the exporter when a full batch waits;
     /// `false` when it did not fit (the caller counts what it lost).
     fn enqueue(&self, item: Item) -> bool {
         let queued = self.shared.queued.fetch_add(1, Relaxed) + 1;
         match self.sender.try_send(item) {
             Ok(()) => {
-                if queued == self.shared.capacity / 2 {
+                if queued == self.shared.wake_at {
                     self.exporter.unpark();
                 }
                 true
