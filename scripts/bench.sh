@@ -44,7 +44,7 @@ if [[ "${1:-}" == "--instructions" ]]; then
   for variant in bare bare_with_id request_id_generate request_id_keep \
     tower_http_request_id_generate tower_http_request_id_keep \
     error_capture_ok tower_http_catch_panic_ok router router_identity metrics axum_prometheus \
-    router_request_id request_log observe observe_router; do
+    router_request_id request_log observe observe_router observe_router_failures_only; do
     # The difference of two run lengths cancels start-up and shut-down.
     few=$(count "$variant" 1000)
     many=$(count "$variant" 11000)
@@ -68,6 +68,7 @@ if [[ "${1:-}" == "--instructions" ]]; then
   row request_log router_request_id
   row observe router
   row observe_router router
+  row observe_router_failures_only router
   exit 0
 fi
 

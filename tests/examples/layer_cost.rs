@@ -19,7 +19,7 @@ use tower_http::{
 };
 
 /// Every variant, with the request it takes.
-pub const VARIANTS: [&str; 16] = [
+pub const VARIANTS: [&str; 17] = [
     "bare",
     "bare_with_id",
     "request_id_generate",
@@ -36,6 +36,7 @@ pub const VARIANTS: [&str; 16] = [
     "request_log",
     "observe",
     "observe_router",
+    "observe_router_failures_only",
 ];
 
 #[inline(never)]
@@ -115,7 +116,7 @@ fn main() -> ExitCode {
             );
             let _ = logging.handle().flush(std::time::Duration::from_secs(5));
         }
-        "observe" | "observe_router" => {
+        "observe" | "observe_router" | "observe_router_failures_only" => {
             // `obs.layer()` with every signal on: each line formatted and
             // handed to a writer that discards it, each span sent to a
             // receiver in this process that counts it. Measure it with
@@ -129,7 +130,19 @@ fn main() -> ExitCode {
                 .install_subscriber(false)
                 .install_metrics_recorder(false)
                 .log_writer(std::io::sink())
-                .env_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+                .env_vars([
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                    // The README's setting for lines of failures only: a
+                    // `200` has none.
+                    (
+                        "RUST_LOG",
+                        if variant == "observe_router_failures_only" {
+                            "info,observe_log::request=warn"
+                        } else {
+                            "info"
+                        },
+                    ),
+                ])
                 .init()
                 .unwrap();
             let _default = tracing::dispatcher::set_default(obs.dispatch());

@@ -445,7 +445,7 @@ impl RequestLineLevels {
         Self { enabled }
     }
 
-    fn enables(&self, level: Level) -> bool {
+    pub(crate) fn enables(&self, level: Level) -> bool {
         let index = match level {
             Level::ERROR => 0,
             Level::WARN => 1,

@@ -17,7 +17,10 @@ use pin_project_lite::pin_project;
 use tracing::{Level, Span};
 
 use super::{Config, UserId, client_ip::client_ip};
-use crate::{LogLayer, Redaction, format::RequestLineFields};
+use crate::{
+    LogLayer, Redaction,
+    format::{RequestLineFields, RequestLineLevels},
+};
 
 /// The status of a request whose client went away before the response, as
 /// nginx logs it.
@@ -40,6 +43,10 @@ pub struct RequestLine {
     /// event's line would carry: then the line may be written without the
     /// event.
     standalone: bool,
+    /// When standalone in a subscriber that writes request lines itself,
+    /// the levels it writes them at: a line it would turn away is not
+    /// prepared at all.
+    direct_levels: Option<RequestLineLevels>,
     client_ip: Option<IpAddr>,
     request_bytes: Option<u64>,
     user_id: Option<UserId>,
@@ -68,8 +75,14 @@ impl RequestLine {
         let extensions = request.extensions();
         let request_id = extensions.get::<RequestId>();
         let trace = extensions.get::<TraceIds>();
-        let no_parent =
-            tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().is_none());
+        let (no_parent, direct_levels) = tracing::dispatcher::get_default(|dispatch| {
+            (
+                dispatch.current_span().id().is_none(),
+                dispatch
+                    .downcast_ref::<LogLayer>()
+                    .and_then(|layer| layer.request_lines),
+            )
+        });
         let span = tracing::info_span!(
             target: super::SPAN_TARGET,
             "request",
@@ -85,6 +98,7 @@ impl RequestLine {
             request_id: request_id.cloned(),
             trace: trace.copied(),
             standalone,
+            direct_levels: direct_levels.filter(|_| standalone),
             client_ip: client_ip(extensions, request.headers(), &config.trusted_proxies),
             request_bytes: request.body().size_hint().exact(),
             user_id: extensions.get::<UserId>().cloned(),
@@ -233,6 +247,12 @@ impl RequestLine {
             400.. => self.config.levels[1],
             _ => self.config.levels[0],
         };
+        if self
+            .direct_levels
+            .is_some_and(|levels| !levels.enables(level))
+        {
+            return;
+        }
         // Whole microseconds, so the float carries no false precision.
         let duration_ms = elapsed.as_micros() as f64 / 1000.0;
         let user_agent = facts.user_agent.as_ref().map(observe_core::header_text);
