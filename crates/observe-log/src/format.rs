@@ -445,7 +445,7 @@ impl RequestLineLevels {
         Self { enabled }
     }
 
-    pub(crate) fn enables(&self, level: Level) -> bool {
+    fn enables(&self, level: Level) -> bool {
         let index = match level {
             Level::ERROR => 0,
             Level::WARN => 1,
@@ -617,6 +617,14 @@ fn with_buffers(format: impl FnOnce(&mut Buffers)) {
 }
 
 impl LogLayer {
+    /// Whether this layer writes a request line at `level` itself: `None`
+    /// when its subscriber needs the event (another layer may read request
+    /// lines, or its filter is not plain `target=level` directives),
+    /// `Some(false)` when the filter turns the line away.
+    pub(crate) fn wants_request_line(&self, level: Level) -> Option<bool> {
+        self.request_lines.map(|levels| levels.enables(level))
+    }
+
     /// Writes a request line as this layer writes the request log's event,
     /// without the event: `false` when this layer's subscriber needs the
     /// event (another layer may read request lines, or its filter is not

@@ -17,10 +17,7 @@ use pin_project_lite::pin_project;
 use tracing::{Level, Span};
 
 use super::{Config, UserId, client_ip::client_ip};
-use crate::{
-    LogLayer, Redaction,
-    format::{RequestLineFields, RequestLineLevels},
-};
+use crate::{LogLayer, Redaction, format::RequestLineFields};
 
 /// The status of a request whose client went away before the response, as
 /// nginx logs it.
@@ -43,10 +40,6 @@ pub struct RequestLine {
     /// event's line would carry: then the line may be written without the
     /// event.
     standalone: bool,
-    /// When standalone in a subscriber that writes request lines itself,
-    /// the levels it writes them at: a line it would turn away is not
-    /// prepared at all.
-    direct_levels: Option<RequestLineLevels>,
     client_ip: Option<IpAddr>,
     request_bytes: Option<u64>,
     user_id: Option<UserId>,
@@ -75,14 +68,8 @@ impl RequestLine {
         let extensions = request.extensions();
         let request_id = extensions.get::<RequestId>();
         let trace = extensions.get::<TraceIds>();
-        let (no_parent, direct_levels) = tracing::dispatcher::get_default(|dispatch| {
-            (
-                dispatch.current_span().id().is_none(),
-                dispatch
-                    .downcast_ref::<LogLayer>()
-                    .and_then(|layer| layer.request_lines),
-            )
-        });
+        let no_parent =
+            tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().is_none());
         let span = tracing::info_span!(
             target: super::SPAN_TARGET,
             "request",
@@ -98,7 +85,6 @@ impl RequestLine {
             request_id: request_id.cloned(),
             trace: trace.copied(),
             standalone,
-            direct_levels: direct_levels.filter(|_| standalone),
             client_ip: client_ip(extensions, request.headers(), &config.trusted_proxies),
             request_bytes: request.body().size_hint().exact(),
             user_id: extensions.get::<UserId>().cloned(),
@@ -241,69 +227,43 @@ impl RequestLine {
         aborted: bool,
         elapsed: std::time::Duration,
     ) {
-        let (report, response_user) = response.unwrap_or((None, None));
         let level = match status {
             500.. => self.config.levels[2],
             400.. => self.config.levels[1],
             _ => self.config.levels[0],
         };
-        if self
-            .direct_levels
-            .is_some_and(|levels| !levels.enables(level))
+        let outcome = Outcome {
+            status,
+            response_bytes,
+            response: response.unwrap_or((None, None)),
+            aborted,
+            elapsed,
+        };
+        let ids = [
+            self.request_id.as_ref().map(RequestId::as_str),
+            self.trace.as_ref().map(TraceIds::trace_id),
+            self.trace.as_ref().map(TraceIds::span_id),
+        ];
+        // Observe's own subscriber writes the line itself: the same line,
+        // without an event's dispatch and field visits; a line its filter
+        // turns away is not even prepared.
+        if self.standalone
+            && tracing::dispatcher::get_default(|dispatch| {
+                let Some(layer) = dispatch.downcast_ref::<LogLayer>() else {
+                    return false;
+                };
+                match layer.wants_request_line(level) {
+                    None => false,
+                    Some(false) => true,
+                    Some(true) => self.with_fields(facts, &outcome, |values| {
+                        layer.write_request_line(level, ids, values)
+                    }),
+                }
+            })
         {
             return;
         }
-        // Whole microseconds, so the float carries no false precision.
-        let duration_ms = elapsed.as_micros() as f64 / 1000.0;
-        let user_agent = facts.user_agent.as_ref().map(observe_core::header_text);
-        let user_id = response_user.or(self.user_id.as_ref()).map(UserId::as_str);
-        let client_ip = self.client_ip.map(observe_core::address_text);
-        let context = report
-            .filter(|report| !report.context().is_empty())
-            .map(ErrorReport::context_json);
-        PATH.with_borrow_mut(|path| {
-            path.clear();
-            // Writing into a String cannot fail.
-            let _ = redacted_path(path, &self.config.redaction, &facts.uri);
-            let values = RequestLineFields {
-                method: facts.method.as_str(),
-                endpoint: facts.endpoint(),
-                path: path.as_str(),
-                status_code: status,
-                duration_ms,
-                request_bytes: self.request_bytes,
-                response_bytes,
-                user_agent: user_agent.as_deref(),
-                client_ip: client_ip.as_deref(),
-                user_id,
-                aborted: aborted.then_some(true),
-                error_type: report.map(ErrorReport::error_type),
-                error_message: report.map(ErrorReport::message),
-                context: context.as_deref(),
-                panic: report.filter(|report| report.is_panic()).map(|_| true),
-                // Text, not a format string: nothing to format per line.
-                message: if aborted {
-                    "request aborted"
-                } else {
-                    "request finished"
-                },
-            };
-            // Observe's own subscriber writes the line itself: the same
-            // line, without an event's dispatch and field visits.
-            let ids = [
-                self.request_id.as_ref().map(RequestId::as_str),
-                self.trace.as_ref().map(TraceIds::trace_id),
-                self.trace.as_ref().map(TraceIds::span_id),
-            ];
-            if self.standalone
-                && tracing::dispatcher::get_default(|dispatch| {
-                    dispatch
-                        .downcast_ref::<LogLayer>()
-                        .is_some_and(|layer| layer.write_request_line(level, ids, &values))
-                })
-            {
-                return;
-            }
+        self.with_fields(facts, &outcome, |values| {
             // The request span is the line's parent, named rather than
             // entered: no enter and exit per line. A disabled span (another
             // subscriber's filter) leaves the line in the current span.
@@ -329,6 +289,61 @@ impl RequestLine {
             );
         });
     }
+
+    /// Runs `write` with the line's values.
+    fn with_fields<R>(
+        &self,
+        facts: &RequestFacts,
+        outcome: &Outcome<'_>,
+        write: impl FnOnce(&RequestLineFields<'_>) -> R,
+    ) -> R {
+        let (report, response_user) = outcome.response;
+        // Whole microseconds, so the float carries no false precision.
+        let duration_ms = outcome.elapsed.as_micros() as f64 / 1000.0;
+        let user_agent = facts.user_agent.as_ref().map(observe_core::header_text);
+        let user_id = response_user.or(self.user_id.as_ref()).map(UserId::as_str);
+        let client_ip = self.client_ip.map(observe_core::address_text);
+        let context = report
+            .filter(|report| !report.context().is_empty())
+            .map(ErrorReport::context_json);
+        PATH.with_borrow_mut(|path| {
+            path.clear();
+            // Writing into a String cannot fail.
+            let _ = redacted_path(path, &self.config.redaction, &facts.uri);
+            write(&RequestLineFields {
+                method: facts.method.as_str(),
+                endpoint: facts.endpoint(),
+                path: path.as_str(),
+                status_code: outcome.status,
+                duration_ms,
+                request_bytes: self.request_bytes,
+                response_bytes: outcome.response_bytes,
+                user_agent: user_agent.as_deref(),
+                client_ip: client_ip.as_deref(),
+                user_id,
+                aborted: outcome.aborted.then_some(true),
+                error_type: report.map(ErrorReport::error_type),
+                error_message: report.map(ErrorReport::message),
+                context: context.as_deref(),
+                panic: report.filter(|report| report.is_panic()).map(|_| true),
+                // Text, not a format string: nothing to format per line.
+                message: if outcome.aborted {
+                    "request aborted"
+                } else {
+                    "request finished"
+                },
+            })
+        })
+    }
+}
+
+/// How a request ended, for its line.
+struct Outcome<'a> {
+    status: u16,
+    response_bytes: Option<u64>,
+    response: (Option<&'a ErrorReport>, Option<&'a UserId>),
+    aborted: bool,
+    elapsed: std::time::Duration,
 }
 
 thread_local! {
