@@ -233,7 +233,7 @@ impl TraceBatch {
                     Value::Int(i64::from(status.as_u16())),
                 );
                 if status.is_server_error() {
-                    match &record.error_type {
+                    match record.texts.error_type() {
                         Some(error_type) => attribute(out, "error.type", Value::Str(error_type)),
                         None => attribute(out, "error.type", Value::Str(status.as_str())),
                     }
@@ -486,6 +486,7 @@ mod tests {
                 Some(&HeaderValue::from_static("example.com:8080")),
                 Some(&HeaderValue::from_static("curl/8")),
                 None,
+                Some("upstream"),
             ),
             local_port: Some(8080),
             client_address: Some("10.1.2.3".parse().unwrap()),
@@ -493,7 +494,6 @@ mod tests {
             start,
             end: start + Duration::from_millis(3),
             status: Some(StatusCode::BAD_GATEWAY),
-            error_type: Some("upstream".to_owned()),
         };
         batch.push(Item::Server(Box::new(record)));
         batch.push(Item::Internal(Box::new(InternalRecord {
@@ -575,6 +575,7 @@ mod tests {
                 None,
                 Some(&HeaderValue::from_str(&agent).unwrap()),
                 Some(&"req-1".parse().unwrap()),
+                None,
             ),
             local_port: None,
             client_address: Some("2001:db8::8a2e:370:7334".parse().unwrap()),
@@ -582,7 +583,6 @@ mod tests {
             start,
             end: start,
             status: Some(StatusCode::SERVICE_UNAVAILABLE),
-            error_type: None,
         };
         batch.push(Item::Server(Box::new(record)));
         let request = ExportTraceServiceRequest::decode(batch.take_request()).unwrap();

@@ -14,7 +14,8 @@ pub(crate) struct ServerRecord {
     pub(crate) context: TraceContext,
     pub(crate) method: Method,
     pub(crate) route: Option<MatchedPath>,
-    /// Path, scheme, host, user agent and request id.
+    /// Path, scheme, host, user agent, request id and, for a 5xx, the
+    /// error layer's type.
     pub(crate) texts: RequestTexts,
     pub(crate) local_port: Option<u16>,
     pub(crate) client_address: Option<IpAddr>,
@@ -23,8 +24,6 @@ pub(crate) struct ServerRecord {
     pub(crate) end: SystemTime,
     /// `None` when the client went away before the response.
     pub(crate) status: Option<StatusCode>,
-    /// From the error layer's report, for 5xx.
-    pub(crate) error_type: Option<String>,
 }
 
 /// The text of a request a server span reports, copied out of the request
@@ -43,16 +42,19 @@ pub(crate) struct RequestTexts {
     host: Option<Range<usize>>,
     user_agent: Option<Range<usize>>,
     request_id: Option<Range<usize>>,
+    error_type: Option<Range<usize>>,
 }
 
 impl RequestTexts {
-    /// The texts of one request, in this buffer.
+    /// The texts of one request, in this buffer; `error_type` is the error
+    /// layer's, for a 5xx.
     pub(crate) fn fill(
         &mut self,
         uri: &Uri,
         host: Option<&HeaderValue>,
         user_agent: Option<&HeaderValue>,
         request_id: Option<&RequestId>,
+        error_type: Option<&str>,
     ) {
         self.text.clear();
         // One allocation for a new buffer (a lossy header may need more).
@@ -60,13 +62,15 @@ impl RequestTexts {
             + uri.scheme_str().map_or(0, str::len)
             + host.map_or(0, HeaderValue::len)
             + user_agent.map_or(0, HeaderValue::len)
-            + request_id.map_or(0, |id| id.as_str().len());
+            + request_id.map_or(0, |id| id.as_str().len())
+            + error_type.map_or(0, str::len);
         self.text.reserve(length);
         self.path = self.push(uri.path());
         self.scheme = uri.scheme_str().map(|scheme| self.push(scheme));
         self.host = host.map(|host| self.push(&observe_core::header_text(host)));
         self.user_agent = user_agent.map(|agent| self.push(&observe_core::header_text(agent)));
         self.request_id = request_id.map(|id| self.push(id.as_str()));
+        self.error_type = error_type.map(|error_type| self.push(error_type));
     }
 
     /// The texts of one request, in a new buffer.
@@ -76,9 +80,10 @@ impl RequestTexts {
         host: Option<&HeaderValue>,
         user_agent: Option<&HeaderValue>,
         request_id: Option<&RequestId>,
+        error_type: Option<&str>,
     ) -> Self {
         let mut texts = Self::default();
-        texts.fill(uri, host, user_agent, request_id);
+        texts.fill(uri, host, user_agent, request_id, error_type);
         texts
     }
 
@@ -114,6 +119,11 @@ impl RequestTexts {
     /// The `User-Agent` header, as text.
     pub(crate) fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_ref().map(|range| self.get(range))
+    }
+
+    /// The error layer's type of a 5xx.
+    pub(crate) fn error_type(&self) -> Option<&str> {
+        self.error_type.as_ref().map(|range| self.get(range))
     }
 
     pub(crate) fn request_id(&self) -> Option<&str> {

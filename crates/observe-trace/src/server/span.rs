@@ -117,7 +117,7 @@ impl ServerSpan {
             .is_server_error()
             .then(|| response.extensions().get::<ErrorReport>())
             .flatten()
-            .map(|report| report.error_type().to_owned());
+            .map(ErrorReport::error_type);
         self.record(facts, Some(status), error_type, elapsed);
     }
 
@@ -127,7 +127,7 @@ impl ServerSpan {
         self.record(
             facts,
             Some(StatusCode::INTERNAL_SERVER_ERROR),
-            Some("service_error".to_owned()),
+            Some("service_error"),
             elapsed,
         );
     }
@@ -142,7 +142,7 @@ impl ServerSpan {
         self,
         facts: RequestFacts,
         status: Option<StatusCode>,
-        error_type: Option<String>,
+        error_type: Option<&str>,
         elapsed: Duration,
     ) {
         let (Some(sink), Some(context)) = (self.sink, self.context) else {
@@ -161,6 +161,7 @@ impl ServerSpan {
             facts.host.as_ref(),
             facts.user_agent.as_ref(),
             self.request_id.as_ref(),
+            error_type,
         );
         let record = ServerRecord {
             context,
@@ -174,7 +175,6 @@ impl ServerSpan {
             // The duration the other signals report, from the same start.
             end: start + elapsed,
             status,
-            error_type,
         };
         let record = match spare {
             Some(mut spare) => {
