@@ -276,3 +276,30 @@ async fn a_queued_server_span_holds_nothing_of_the_request_and_records_are_reuse
     sink.recycle(take());
     assert!(sink.spare_server_record().is_none());
 }
+
+#[tokio::test]
+async fn a_failed_service_s_span_is_a_500_of_type_service_error_and_the_reused_record_forgets_it() {
+    use http::StatusCode;
+
+    use crate::export::{Item, SpanSink};
+
+    let (sink, queued) = SpanSink::unstarted(8);
+    let layer = TraceLayer::exporting(Sampler::AlwaysOn, Some(sink.clone()), false);
+    let take = || match queued.try_recv() {
+        Ok(Item::Server(record)) => record,
+        _ => panic!("no server span queued"),
+    };
+    let failing = service_fn(|_: Request<()>| async { Err::<Response<Body>, _>("refused") });
+    let outcome = layer.layer(failing).oneshot(Request::new(())).await;
+    assert_eq!(outcome.err(), Some("refused"));
+    let record = take();
+    assert_eq!(record.status, Some(StatusCode::INTERNAL_SERVER_ERROR));
+    assert_eq!(record.texts.error_type(), Some("service_error"));
+
+    sink.recycle(record);
+    let response = layer.layer(echo()).oneshot(Request::new(())).await;
+    assert!(response.is_ok());
+    let record = take();
+    assert_eq!(record.status, Some(StatusCode::OK));
+    assert_eq!(record.texts.error_type(), None);
+}
