@@ -169,6 +169,10 @@ async fn the_status_page_draws_the_demos_figures_in_a_real_browser() {
     let screenshot =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/status-page-360.png");
     let _ = std::fs::remove_file(&screenshot);
+    // Missing when the build goes elsewhere (`CARGO_TARGET_DIR`).
+    if let Some(directory) = screenshot.parent() {
+        std::fs::create_dir_all(directory).unwrap();
+    }
     let argument = format!("--screenshot={}", screenshot.display());
     let status = url(&demo, "/status");
     tokio::task::spawn_blocking(move || chromium(&status, 360, &[&argument]))
