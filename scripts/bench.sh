@@ -207,6 +207,19 @@ fi
 
 benches=(layers logs trace)
 cargo bench --locked -p observe-tests "${benches[@]/#/--bench=}" --no-run
+# The span benchmark exports to a receiver in its own process on the other
+# core, so that decoding the spans is not counted as the request path's cost.
+cargo build --locked --release -p observe-tests --example otlp_sink
+sink_dir=target/bench-sink
+rm -rf "$sink_dir" && mkdir -p "$sink_dir"
+sink_pin=()
+if [[ ${#pin[@]} -gt 0 ]]; then sink_pin=(taskset -c 0); fi
+"${sink_pin[@]}" target/release/examples/otlp_sink "$sink_dir/spans.count" >"$sink_dir/sink.txt" &
+sink_pid=$!
+trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [[ -s "$sink_dir/sink.txt" ]] && break; sleep 0.1; done
+OBSERVE_BENCH_OTLP_ENDPOINT=$(head -1 "$sink_dir/sink.txt")
+export OBSERVE_BENCH_OTLP_ENDPOINT
 results="target/bench-rounds.tsv"
 : >"$results"
 stamp="target/bench-round.stamp"
