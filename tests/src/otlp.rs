@@ -288,9 +288,8 @@ impl OtlpReceiver {
         let app = grpc.merge(http);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let addr = listener.local_addr().expect("an address");
-        // As a real collector does (Go sets it on every connection): without
-        // it, an answer written in two parts waits for the exporter's delayed
-        // ACK, 40 ms per export under load.
+        // As a real collector does (Go sets it on every connection), so that
+        // no answer waits on Nagle's algorithm.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });

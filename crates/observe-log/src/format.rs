@@ -424,7 +424,7 @@ pub struct LogLayer {
 }
 
 /// The levels at which a subscriber lets request lines through, found once
-/// from its filter (see [`LogLayer::write_request_line`]).
+/// from its filter (see [`LogLayer::wants_request_line`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestLineLevels {
     /// By level, `ERROR` first.
@@ -626,10 +626,8 @@ impl LogLayer {
     }
 
     /// Writes a request line as this layer writes the request log's event,
-    /// without the event: `false` when this layer's subscriber needs the
-    /// event (another layer may read request lines, or its filter is not
-    /// plain `target=level` directives). A line the filter turns away at
-    /// `level` is not written, and `true`.
+    /// without the event, once [`wants_request_line`](Self::wants_request_line)
+    /// said `Some(true)` for its level.
     ///
     /// `ids` are the request span's, which must have no parent: the event's
     /// line would add a parent's fields.
@@ -638,13 +636,7 @@ impl LogLayer {
         level: Level,
         ids: [Option<&str>; 3],
         values: &RequestLineFields<'_>,
-    ) -> bool {
-        let Some(levels) = self.request_lines else {
-            return false;
-        };
-        if !levels.enables(level) {
-            return true;
-        }
+    ) {
         let formatter = &*self.formatter;
         with_buffers(|buffers| {
             let Buffers {
@@ -770,7 +762,6 @@ impl LogLayer {
             );
             self.sink.send(line.as_bytes());
         });
-        true
     }
 }
 

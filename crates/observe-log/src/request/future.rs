@@ -255,9 +255,12 @@ impl RequestLine {
                 match layer.wants_request_line(level) {
                     None => false,
                     Some(false) => true,
-                    Some(true) => self.with_fields(facts, &outcome, |values| {
-                        layer.write_request_line(level, ids, values)
-                    }),
+                    Some(true) => {
+                        self.with_fields(facts, &outcome, |values| {
+                            layer.write_request_line(level, ids, values);
+                        });
+                        true
+                    }
                 }
             })
         {
@@ -291,12 +294,12 @@ impl RequestLine {
     }
 
     /// Runs `write` with the line's values.
-    fn with_fields<R>(
+    fn with_fields(
         &self,
         facts: &RequestFacts,
         outcome: &Outcome<'_>,
-        write: impl FnOnce(&RequestLineFields<'_>) -> R,
-    ) -> R {
+        write: impl FnOnce(&RequestLineFields<'_>),
+    ) {
         let (report, response_user) = outcome.response;
         // Whole microseconds, so the float carries no false precision.
         let duration_ms = outcome.elapsed.as_micros() as f64 / 1000.0;

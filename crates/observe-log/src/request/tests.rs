@@ -12,24 +12,42 @@ use crate::{Logging, test_support::Buffer};
 
 /// Runs `test` under a subscriber writing to a buffer; returns the lines.
 async fn lines<F: Future<Output = ()>>(test: F) -> Vec<Value> {
+    lines_in(|logging| logging.dispatch("info"), test).await.0
+}
+
+/// Runs `test` under the subscriber `subscriber` makes of a [`Logging`]
+/// writing to a buffer; returns the lines and that subscriber.
+async fn lines_in<F: Future<Output = ()>>(
+    subscriber: impl FnOnce(&Logging) -> Result<tracing::Dispatch, crate::FilterError>,
+    test: F,
+) -> (Vec<Value>, tracing::Dispatch) {
     let buffer = Buffer::default();
     let logging = Logging::builder("svc")
         .writer(buffer.clone())
         .build()
         .unwrap_or_else(|error| panic!("{error}"));
-    let dispatch = logging
-        .dispatch("info")
-        .unwrap_or_else(|error| panic!("{error}"));
+    let dispatch = subscriber(&logging).unwrap_or_else(|error| panic!("{error}"));
     {
         let _default = tracing::dispatcher::set_default(&dispatch);
         test.await;
     }
     assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
-    buffer
+    let lines = buffer
         .text()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
-        .collect()
+        .collect();
+    (lines, dispatch)
+}
+
+/// The status the test services answer `path` with.
+fn status_of(path: &str) -> StatusCode {
+    match path {
+        "/missing" => StatusCode::NOT_FOUND,
+        "/moved" => StatusCode::MOVED_PERMANENTLY,
+        "/broken" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::OK,
+    }
 }
 
 fn request_lines(lines: &[Value]) -> Vec<&Value> {
@@ -144,13 +162,8 @@ async fn a_panic_in_the_future_is_one_error_line() {
 async fn levels_follow_the_status_and_excluded_paths_are_silent() {
     let lines = lines(async {
         let service = stack(service_fn(|request: Request<Body>| async move {
-            let status = match request.uri().path() {
-                "/missing" => StatusCode::NOT_FOUND,
-                "/moved" => StatusCode::MOVED_PERMANENTLY,
-                _ => StatusCode::OK,
-            };
             let mut response = Response::new(Body::empty());
-            *response.status_mut() = status;
+            *response.status_mut() = status_of(request.uri().path());
             Ok::<_, Infallible>(response)
         }));
         for path in [
@@ -405,44 +418,31 @@ async fn a_request_inside_a_span_carries_its_fields_on_the_line() {
 /// `filter`, in a subscriber that writes them itself (`direct`) or through
 /// the event; and whether that subscriber writes them itself.
 async fn lines_under(filter: &str, direct: bool) -> (Vec<(u64, String)>, bool) {
-    let buffer = Buffer::default();
-    let logging = Logging::builder("svc")
-        .writer(buffer.clone())
-        .build()
-        .unwrap_or_else(|error| panic!("{error}"));
-    let dispatch = if direct {
-        logging.dispatch(filter)
-    } else {
-        let other = tracing_subscriber::layer::Identity::new();
-        logging.dispatch_with(filter, Some(Box::new(other)))
-    }
-    .unwrap_or_else(|error| panic!("{error}"));
-    let writes_itself = dispatch
-        .downcast_ref::<crate::LogLayer>()
-        .is_some_and(|layer| layer.request_lines.is_some());
-    {
-        let _default = tracing::dispatcher::set_default(&dispatch);
+    let subscriber = |logging: &Logging| {
+        if direct {
+            logging.dispatch(filter)
+        } else {
+            let other = tracing_subscriber::layer::Identity::new();
+            logging.dispatch_with(filter, Some(Box::new(other)))
+        }
+    };
+    let (lines, dispatch) = lines_in(subscriber, async {
         let service = stack(service_fn(|request: Request<Body>| async move {
-            let status = match request.uri().path() {
-                "/missing" => StatusCode::NOT_FOUND,
-                "/broken" => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::OK,
-            };
             let mut response = Response::new(Body::empty());
-            *response.status_mut() = status;
+            *response.status_mut() = status_of(request.uri().path());
             Ok::<_, Infallible>(response)
         }));
         for path in ["/ok", "/missing", "/broken"] {
             let request = Request::get(path).body(Body::empty()).unwrap_or_default();
             let _ = service.clone().oneshot(request).await;
         }
-    }
-    assert_eq!(logging.handle().flush(Duration::from_secs(5)), Ok(()));
-    let lines = buffer
-        .text()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|error| panic!("{error}")))
-        .filter(|line| line["target"] == LINE_TARGET)
+    })
+    .await;
+    let writes_itself = dispatch
+        .downcast_ref::<crate::LogLayer>()
+        .is_some_and(|layer| layer.request_lines.is_some());
+    let lines = request_lines(&lines)
+        .into_iter()
         .map(|line| {
             let status = line["status_code"].as_u64().unwrap_or_default();
             (

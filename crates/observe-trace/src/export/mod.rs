@@ -6,11 +6,11 @@
 //! (`encode.rs`), and sent over gRPC or HTTP (`transport.rs`). As
 //! with the log writer, the exporter thread is not woken per span (a wake-up
 //! is a system call): it drains the queue every [`EXPORT_INTERVAL`], and
-//! early when a full batch ([`MAX_BATCH`]) waits or a flush asks: the
-//! rest of the queue is room for the spans that come while it is sent. A collector that is
-//! down, slow or refusing costs requests nothing: when the queue is full,
-//! spans are dropped and counted, and one warning says so until an export
-//! succeeds again.
+//! early when a full batch ([`MAX_BATCH`]) waits or a flush asks: the rest
+//! of the queue is room for the spans that come while it is sent. A
+//! collector that is down, slow or refusing costs requests nothing: when the
+//! queue is full, spans are dropped and counted, and one warning says so
+//! until an export succeeds again.
 
 mod config;
 mod encode;
