@@ -1,10 +1,10 @@
 //! One request, one duration: the request line's `duration_ms`, the
 //! histogram's sample and the server span's length are the same number,
 //! measured once from one start (`observe_core::RequestStart`,
-//! `observe_core::Elapsed`).
+//! `observe_core::Elapsed`); and the line's timestamp is the span's end.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::{Router, routing::get};
 use observe::Observability;
@@ -98,5 +98,13 @@ fn one_duration(stack: Stack) {
         (logged_ms * 1000.0).round() as u64,
         span_nanos / 1000,
         "{stack:?}: line against span"
+    );
+    // Start plus duration, to the microsecond the line keeps: no clock of
+    // its own.
+    let logged_at = humantime::parse_rfc3339(lines[0]["timestamp"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        logged_at.duration_since(UNIX_EPOCH).unwrap().as_micros() as u64,
+        spans[0].end_unix_nano / 1000,
+        "{stack:?}: the line's timestamp against the span's end"
     );
 }

@@ -154,6 +154,7 @@ impl Formatter {
         let mut line = String::new();
         self.line(
             &mut line,
+            SystemTime::now(),
             &Level::WARN,
             "observe_log",
             &message,
@@ -169,6 +170,7 @@ impl Formatter {
     fn line(
         &self,
         out: &mut String,
+        timestamp: SystemTime,
         level: &Level,
         target: &str,
         message: &str,
@@ -178,12 +180,28 @@ impl Formatter {
         fields: &str,
     ) {
         match self.format {
-            Format::Json => {
-                self.json_line(out, level, target, message, ids, plain, span_fields, fields)
-            }
-            Format::Pretty => {
-                self.pretty_line(out, level, target, message, ids, plain, span_fields, fields)
-            }
+            Format::Json => self.json_line(
+                out,
+                timestamp,
+                level,
+                target,
+                message,
+                ids,
+                plain,
+                span_fields,
+                fields,
+            ),
+            Format::Pretty => self.pretty_line(
+                out,
+                timestamp,
+                level,
+                target,
+                message,
+                ids,
+                plain,
+                span_fields,
+                fields,
+            ),
         }
     }
 
@@ -191,6 +209,7 @@ impl Formatter {
     fn json_line(
         &self,
         out: &mut String,
+        timestamp: SystemTime,
         level: &Level,
         target: &str,
         message: &str,
@@ -205,7 +224,7 @@ impl Formatter {
         } else {
             "{\"timestamp\":\""
         });
-        rfc3339_micros_into(out, SystemTime::now());
+        rfc3339_micros_into(out, timestamp);
         out.push_str(if ecs {
             "\",\"log.level\":\""
         } else {
@@ -250,6 +269,7 @@ impl Formatter {
     fn pretty_line(
         &self,
         out: &mut String,
+        timestamp: SystemTime,
         level: &Level,
         target: &str,
         message: &str,
@@ -258,7 +278,7 @@ impl Formatter {
         span_fields: &str,
         fields: &str,
     ) {
-        rfc3339_micros_into(out, SystemTime::now());
+        rfc3339_micros_into(out, timestamp);
         let (colour, name) = match *level {
             Level::ERROR => ("\x1b[31m", "ERROR"),
             Level::WARN => ("\x1b[33m", " WARN"),
@@ -497,6 +517,9 @@ pub(crate) struct RequestLineFields<'a> {
     pub(crate) context: Option<&'a str>,
     pub(crate) panic: Option<bool>,
     pub(crate) message: &'static str,
+    /// When the line's request finished: its start plus its duration, so
+    /// that writing the line reads no clock.
+    pub(crate) timestamp: SystemTime,
 }
 
 impl fmt::Debug for LogLayer {
@@ -584,6 +607,7 @@ where
             let metadata = event.metadata();
             formatter.line(
                 line,
+                SystemTime::now(),
                 metadata.level(),
                 metadata.target(),
                 message,
@@ -747,6 +771,7 @@ impl LogLayer {
             }
             formatter.line(
                 line,
+                values.timestamp,
                 &level,
                 observe_core::REQUEST_LINE_TARGET,
                 message,

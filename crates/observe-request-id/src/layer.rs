@@ -3,6 +3,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
+    time::SystemTime,
 };
 
 use http::{HeaderMap, HeaderName, Request, Response};
@@ -88,6 +89,24 @@ impl<M: MakeRequestId> RequestIdLayer<M> {
     /// observes a request once for every signal (observe's) calls it
     /// itself, then [`ResponseHeader::set`] and [`scope`](crate::scope).
     pub fn assign<B>(&mut self, request: &mut Request<B>) -> RequestId {
+        self.assign_with(request, |make, request| make.make_request_id(request))
+    }
+
+    /// [`assign`](Self::assign) for a request that arrived at `arrived`, a
+    /// clock reading the caller has: a fresh id is made with
+    /// [`MakeRequestId::make_request_id_at`], so the default UUID v7 reads
+    /// no clock of its own.
+    pub fn assign_at<B>(&mut self, request: &mut Request<B>, arrived: SystemTime) -> RequestId {
+        self.assign_with(request, |make, request| {
+            make.make_request_id_at(request, arrived)
+        })
+    }
+
+    fn assign_with<B>(
+        &mut self,
+        request: &mut Request<B>,
+        make: impl FnOnce(&mut M, &Request<B>) -> RequestId,
+    ) -> RequestId {
         let (found, set_header) = match incoming(request.headers(), &self.header_name) {
             Incoming::Valid(request_id) if self.trust_incoming => (Some(request_id), false),
             Incoming::Absent => (None, self.set_request_header),
@@ -97,7 +116,7 @@ impl<M: MakeRequestId> RequestIdLayer<M> {
         let request_id = match found {
             Some(request_id) => request_id,
             None => {
-                let fresh = self.make_request_id.make_request_id(request);
+                let fresh = make(&mut self.make_request_id, request);
                 if set_header {
                     request
                         .headers_mut()
@@ -415,6 +434,28 @@ mod tests {
         let (response, seen) = send(RequestIdLayer::new().make_request_id(Fixed), &[]).await;
         assert_eq!(header(&response), "fixed-id");
         assert_eq!(seen, "fixed-id|");
+    }
+
+    #[test]
+    fn an_id_assigned_at_a_time_carries_it_and_a_custom_maker_still_decides() {
+        // Ahead of any id this thread made, which a v7 id would stay after.
+        let arrived = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let mut request = Request::new(());
+        let id = RequestIdLayer::new().assign_at(&mut request, arrived);
+        let uuid = Uuid::parse_str(id.as_str()).unwrap();
+        let (seconds, nanos) = uuid.get_timestamp().unwrap().to_unix();
+        let millis = arrived
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert_eq!(seconds * 1000 + u64::from(nanos) / 1_000_000, millis);
+        assert_eq!(request.extensions().get::<RequestId>(), Some(&id));
+
+        let mut request = Request::new(());
+        let id = RequestIdLayer::new()
+            .make_request_id(Fixed)
+            .assign_at(&mut request, arrived);
+        assert_eq!(id.as_str(), "fixed-id");
     }
 
     #[tokio::test]

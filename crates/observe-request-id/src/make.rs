@@ -1,3 +1,5 @@
+use std::time::SystemTime;
+
 use http::Request;
 
 use crate::RequestId;
@@ -25,6 +27,16 @@ use crate::RequestId;
 pub trait MakeRequestId: Clone {
     /// Makes an id for `request`.
     fn make_request_id<B>(&mut self, request: &Request<B>) -> RequestId;
+
+    /// Makes an id for `request`, which arrived at `arrived` by a clock a
+    /// layer outside has already read (observe's facade layer passes its
+    /// start). The default ignores the time and calls
+    /// [`make_request_id`](Self::make_request_id); [`MakeUuidV7`] takes its
+    /// timestamp from it instead of reading the clock again.
+    fn make_request_id_at<B>(&mut self, request: &Request<B>, arrived: SystemTime) -> RequestId {
+        let _ = arrived;
+        self.make_request_id(request)
+    }
 }
 
 /// Makes UUID v7 ids: time-ordered, so they sort and index well. The default.
@@ -34,5 +46,9 @@ pub struct MakeUuidV7;
 impl MakeRequestId for MakeUuidV7 {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> RequestId {
         RequestId::new_v7()
+    }
+
+    fn make_request_id_at<B>(&mut self, _request: &Request<B>, arrived: SystemTime) -> RequestId {
+        RequestId::from_uuid(crate::v7::v7_at(arrived))
     }
 }

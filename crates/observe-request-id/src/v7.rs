@@ -68,7 +68,13 @@ impl State {
 
 /// A fresh UUID v7, ordered after every earlier one made on this thread.
 pub(crate) fn now_v7() -> Uuid {
-    let now_millis = SystemTime::now()
+    v7_at(SystemTime::now())
+}
+
+/// A fresh UUID v7 for `now`, a clock reading the caller already has;
+/// ordered after every earlier one made on this thread.
+pub(crate) fn v7_at(now: SystemTime) -> Uuid {
+    let now_millis = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
     STATE.with(|state| state.next(now_millis))
@@ -107,6 +113,17 @@ mod tests {
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
         let unique: HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());
+    }
+
+    #[test]
+    fn an_id_for_a_given_time_carries_that_millisecond() {
+        // Ahead of any id this thread made, which it would stay after.
+        let at = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let id = v7_at(at);
+        let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
+        let expected = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert_eq!(seconds * 1000 + u64::from(nanos) / 1_000_000, expected);
+        assert_eq!(id.get_version_num(), 7);
     }
 
     #[test]

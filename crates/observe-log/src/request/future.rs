@@ -335,6 +335,7 @@ impl RequestLine {
                 } else {
                     "request finished"
                 },
+                timestamp: facts.start.wall() + outcome.elapsed,
             })
         })
     }

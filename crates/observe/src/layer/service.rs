@@ -66,7 +66,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let start = RequestStart::now();
-        let request_id = self.request_id.assign(&mut request);
+        let request_id = self.request_id.assign_at(&mut request, start.wall());
         if self.is_built_in(&request) {
             let called = self.inner.call(request);
             return ResponseFuture::unobserved(
