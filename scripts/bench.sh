@@ -15,7 +15,7 @@
 #                                   # its log written and its spans exported
 #   ./scripts/bench.sh --compare    # one app three ways (bare, the usual crates, observe),
 #                                   # every signal on, under wrk: req/s, p50/p99, server
-#                                   # CPU per request, ratios to bare
+#                                   # CPU per request (and by thread), ratios to bare
 #
 # These machines are shared and noisy: one benchmark can shift by 100 ns
 # between two runs a minute apart. So every round runs every benchmark once,
@@ -91,6 +91,12 @@ if [[ "${1:-}" == "--compare" ]]; then
   hz=$(getconf CLK_TCK)
   # User and system clock ticks of the whole server process (all threads).
   ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+  # The same for each of its threads, by thread id and name.
+  thread_ticks() {
+    for task in /proc/"$1"/task/*; do
+      printf '%s %s %s\n' "$(basename "$task")" "$(tr ' ' _ <"$task/comm")" "$(awk '{ print $14, $15 }' "$task/stat")"
+    done | sort
+  }
   spans() { cat "$dir/spans.count" 2>/dev/null || echo 0; }
   # Spans still on their way after the run: wait until the count holds
   # still for 2 s (the OpenTelemetry SDK exports every 5 s), 12 s at most.
@@ -120,8 +126,10 @@ if [[ "${1:-}" == "--compare" ]]; then
       done
       spans_before=$(settled_spans)
       read -r user_before sys_before < <(ticks "$pid")
+      thread_ticks "$pid" >"$dir/threads.before"
       out=$(taskset -c 1 wrk -t1 -c32 -d"${COMPARE_SECONDS:-10}s" --latency "$url")
       read -r user_after sys_after < <(ticks "$pid")
+      thread_ticks "$pid" >"$dir/threads.after"
       spans_after=$(settled_spans)
       kill "$pid"
       wait "$pid" 2>/dev/null || true
@@ -139,6 +147,11 @@ if [[ "${1:-}" == "--compare" ]]; then
       logged=$(awk -v l="$lines" -v n="$requests" 'BEGIN { printf "%.3f", l / n }')
       printf '%-8s %5s %12s %10s %10s %14s %18s %10s %10s\n' "$variant" "$round" "$rps" "$p50" "$p99" "$cpu" "$user + $sys" "$exported" "$logged"
       printf '%s\t%s\t%s\t%s\n' "$variant" "$rps" "$cpu" "$user" >>"$results"
+      # Where the server's CPU went: user + system us per request, by thread.
+      join "$dir/threads.before" "$dir/threads.after" | awk -v n="$requests" -v hz="$hz" '
+        { user = ($6 - $3) * 1e6 / hz / n; sys = ($7 - $4) * 1e6 / hz / n
+          if (user + sys > 0) { printf "%s%s %.2f + %.2f", sep, $2, user, sys; sep = ", " } }
+        END { if (sep != "") printf "\n" }' | sed 's/^/           threads: /'
     done
   done
   echo
