@@ -8,7 +8,10 @@
 //!   the SDK's batch processor exporting over OTLP/HTTP;
 //! - `observe`: `obs.router(app)` served by `obs.serve()`, every signal on:
 //!   a JSON line per request into a file, every span exported over
-//!   OTLP/HTTP.
+//!   OTLP/HTTP;
+//! - `observe_failures_only`, `observe_no_export`: `observe` with its 200s'
+//!   request lines filtered out, or with no span exporter, to show what
+//!   each of those costs (`COMPARE_VARIANTS="bare observe observe_no_export"`).
 //!
 //! `compare_server VARIANT ADDR SINK_URL LOG_DIR`, on a current-thread
 //! runtime (one worker) so that one core serves it.
@@ -23,7 +26,9 @@ use observe_tests::fixture::router;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [variant, addr, sink, log_dir] = args.as_slice() else {
-        eprintln!("usage: compare_server bare|usual|observe ADDR SINK_URL LOG_DIR");
+        eprintln!(
+            "usage: compare_server bare|usual|observe|observe_failures_only|observe_no_export ADDR SINK_URL LOG_DIR"
+        );
         return ExitCode::FAILURE;
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -38,14 +43,27 @@ fn main() -> ExitCode {
                 let (app, _guards) = usual(sink, log_dir);
                 axum::serve(listener, app).await.unwrap();
             }
-            "observe" => {
+            "observe" | "observe_failures_only" | "observe_no_export" => {
+                // The two others take one signal's work away, to show its
+                // share: request lines of failures only (a 200 writes
+                // none), or no span exported (none recorded).
+                let filter = if variant == "observe_failures_only" {
+                    "info,observe_log::request=warn"
+                } else {
+                    "info"
+                };
+                let endpoint = if variant == "observe_no_export" {
+                    ""
+                } else {
+                    sink.as_str()
+                };
                 let obs = observe::Observability::builder("compare")
                     .env_vars([
-                        ("RUST_LOG", "info"),
+                        ("RUST_LOG", filter),
                         ("OBSERVE_LOG_FORMAT", "json"),
                         ("OBSERVE_LOG_FILE", &format!("{log_dir}/observe.log")),
                         ("OBSERVE_LOG_ROTATION", "never"),
-                        ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.as_str()),
+                        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
                         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
                     ])
                     .init()
