@@ -154,86 +154,44 @@ impl Formatter {
         let mut line = String::new();
         self.line(
             &mut line,
-            SystemTime::now(),
-            &Level::WARN,
-            "observe_log",
-            &message,
-            [None; 3],
-            Plain::default(),
-            "",
-            &fields,
+            &Line {
+                timestamp: SystemTime::now(),
+                level: &Level::WARN,
+                target: "observe_log",
+                message: &message,
+                ids: [None; 3],
+                plain: Plain::default(),
+                span_fields: "",
+                fields: &fields,
+            },
         );
         line.into_bytes()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn line(
-        &self,
-        out: &mut String,
-        timestamp: SystemTime,
-        level: &Level,
-        target: &str,
-        message: &str,
-        ids: [Option<&str>; 3],
-        plain: Plain,
-        span_fields: &str,
-        fields: &str,
-    ) {
+    fn line(&self, out: &mut String, line: &Line<'_>) {
         match self.format {
-            Format::Json => self.json_line(
-                out,
-                timestamp,
-                level,
-                target,
-                message,
-                ids,
-                plain,
-                span_fields,
-                fields,
-            ),
-            Format::Pretty => self.pretty_line(
-                out,
-                timestamp,
-                level,
-                target,
-                message,
-                ids,
-                plain,
-                span_fields,
-                fields,
-            ),
+            Format::Json => self.json_line(out, line),
+            Format::Pretty => self.pretty_line(out, line),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn json_line(
-        &self,
-        out: &mut String,
-        timestamp: SystemTime,
-        level: &Level,
-        target: &str,
-        message: &str,
-        ids: [Option<&str>; 3],
-        plain: Plain,
-        span_fields: &str,
-        fields: &str,
-    ) {
+    fn json_line(&self, out: &mut String, line: &Line<'_>) {
         let ecs = self.schema == Schema::Ecs;
         out.push_str(if ecs {
             "{\"@timestamp\":\""
         } else {
             "{\"timestamp\":\""
         });
-        rfc3339_micros_into(out, timestamp);
+        rfc3339_micros_into(out, line.timestamp);
         out.push_str(if ecs {
             "\",\"log.level\":\""
         } else {
             "\",\"level\":\""
         });
         out.push_str(if ecs {
-            level_lower(level)
+            level_lower(line.level)
         } else {
-            level.as_str()
+            line.level.as_str()
         });
         out.push_str(if ecs {
             "\",\"log.logger\":"
@@ -241,9 +199,9 @@ impl Formatter {
             "\",\"target\":"
         });
         out.push('"');
-        plain.target_into(out, target);
+        line.plain.target_into(out, line.target);
         out.push_str("\",\"message\":\"");
-        out.push_str(message);
+        out.push_str(line.message);
         out.push('"');
         out.push_str(&self.service_fields);
         let keys = if ecs {
@@ -251,35 +209,23 @@ impl Formatter {
         } else {
             ["request_id", "trace_id", "span_id"]
         };
-        for (index, (key, value)) in keys.into_iter().zip(ids).enumerate() {
+        for (index, (key, value)) in keys.into_iter().zip(line.ids).enumerate() {
             if let Some(value) = value {
                 out.push_str(",\"");
                 out.push_str(key);
                 out.push_str("\":\"");
-                plain.id_into(out, index, value);
+                line.plain.id_into(out, index, value);
                 out.push('"');
             }
         }
-        out.push_str(span_fields);
-        out.push_str(fields);
+        out.push_str(line.span_fields);
+        out.push_str(line.fields);
         out.push_str("}\n");
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn pretty_line(
-        &self,
-        out: &mut String,
-        timestamp: SystemTime,
-        level: &Level,
-        target: &str,
-        message: &str,
-        ids: [Option<&str>; 3],
-        plain: Plain,
-        span_fields: &str,
-        fields: &str,
-    ) {
-        rfc3339_micros_into(out, timestamp);
-        let (colour, name) = match *level {
+    fn pretty_line(&self, out: &mut String, line: &Line<'_>) {
+        rfc3339_micros_into(out, line.timestamp);
+        let (colour, name) = match *line.level {
             Level::ERROR => ("\x1b[31m", "ERROR"),
             Level::WARN => ("\x1b[33m", " WARN"),
             Level::INFO => ("\x1b[32m", " INFO"),
@@ -291,31 +237,48 @@ impl Formatter {
             out.push_str(colour);
             out.push_str(name);
             out.push_str("\x1b[0m \x1b[2m");
-            plain.target_into(out, target);
+            line.plain.target_into(out, line.target);
             out.push_str(":\x1b[0m ");
         } else {
             out.push_str(name);
             out.push(' ');
-            plain.target_into(out, target);
+            line.plain.target_into(out, line.target);
             out.push_str(": ");
         }
-        out.push_str(message);
-        out.push_str(span_fields);
-        out.push_str(fields);
+        out.push_str(line.message);
+        out.push_str(line.span_fields);
+        out.push_str(line.fields);
         for (index, (key, value)) in ["request_id", "trace_id", "span_id"]
             .into_iter()
-            .zip(ids)
+            .zip(line.ids)
             .enumerate()
         {
             if let Some(value) = value {
                 out.push(' ');
                 out.push_str(key);
                 out.push('=');
-                plain.id_into(out, index, value);
+                line.plain.id_into(out, index, value);
             }
         }
         out.push('\n');
     }
+}
+
+/// One line's parts, besides the service fields every line has.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    /// When it happened.
+    timestamp: SystemTime,
+    level: &'a Level,
+    target: &'a str,
+    message: &'a str,
+    /// Request id, trace id, span id.
+    ids: [Option<&'a str>; 3],
+    plain: Plain,
+    /// Rendered fields of the event's spans.
+    span_fields: &'a str,
+    /// Rendered fields of the event.
+    fields: &'a str,
 }
 
 /// What a line's caller knows needs no escaping: a constant target, ids it
@@ -607,14 +570,16 @@ where
             let metadata = event.metadata();
             formatter.line(
                 line,
-                SystemTime::now(),
-                metadata.level(),
-                metadata.target(),
-                message,
-                ids,
-                Plain::default(),
-                data.map_or("", |data| &data.fields),
-                fields,
+                &Line {
+                    timestamp: SystemTime::now(),
+                    level: metadata.level(),
+                    target: metadata.target(),
+                    message,
+                    ids,
+                    plain: Plain::default(),
+                    span_fields: data.map_or("", |data| &data.fields),
+                    fields,
+                },
             );
             self.sink.send(line.as_bytes());
         };
@@ -771,19 +736,21 @@ impl LogLayer {
             }
             formatter.line(
                 line,
-                values.timestamp,
-                &level,
-                observe_core::REQUEST_LINE_TARGET,
-                message,
-                ids,
-                // The target is a constant, trace and span ids are hex; a
-                // request id may come from a client.
-                Plain {
-                    target: true,
-                    ids: [false, true, true],
+                &Line {
+                    timestamp: values.timestamp,
+                    level: &level,
+                    target: observe_core::REQUEST_LINE_TARGET,
+                    message,
+                    ids,
+                    // The target is a constant, trace and span ids are hex; a
+                    // request id may come from a client.
+                    plain: Plain {
+                        target: true,
+                        ids: [false, true, true],
+                    },
+                    span_fields: "",
+                    fields,
                 },
-                "",
-                fields,
             );
             self.sink.send(line.as_bytes());
         });
