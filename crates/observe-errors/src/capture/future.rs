@@ -111,27 +111,12 @@ where
                     if response.status().as_u16() < 400 {
                         return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                     }
-                    if let Some(problem) = response.extensions().get::<Problem>().cloned() {
-                        let (parts, _) = response.into_parts();
-                        return Poll::Ready(Ok(request.problem_response(parts, &problem)));
+                    match request.error_response(response) {
+                        Ok(response) => return Poll::Ready(Ok(response)),
+                        Err(plain) => this.state.set(State::ReadingPlainBody {
+                            reading: Some(plain),
+                        }),
                     }
-                    if !request.config.convert_plain_errors || !is_plain_error(&response) {
-                        if let Some(report) = response.extensions().get::<ErrorReport>() {
-                            request.log(report);
-                        }
-                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
-                    }
-                    let (parts, body) = response.into_parts();
-                    if body.is_end_stream() || body.size_hint().exact() == Some(0) {
-                        return Poll::Ready(Ok(request.plain_error_response(parts, b"", false)));
-                    }
-                    this.state.set(State::ReadingPlainBody {
-                        reading: Some(Box::new(PlainBody {
-                            parts,
-                            body: Box::pin(body),
-                            text: Vec::new(),
-                        })),
-                    });
                 }
                 StateProj::Panicked { panic } => {
                     let (panic, location) = panic.take().unwrap_or_else(|| {
@@ -170,6 +155,35 @@ where
 }
 
 impl RequestFacts {
+    /// The answer to an error status: its problem document, or the inner
+    /// response as it is, or (`Err`) a plain-text body to read first.
+    #[cold]
+    #[inline(never)]
+    fn error_response<B: Body<Data = Bytes>>(
+        &self,
+        response: Response<B>,
+    ) -> Result<Response<ResponseBody<B>>, Box<PlainBody<B>>> {
+        if let Some(problem) = response.extensions().get::<Problem>().cloned() {
+            let (parts, _) = response.into_parts();
+            return Ok(self.problem_response(parts, &problem));
+        }
+        if !self.config.convert_plain_errors || !is_plain_error(&response) {
+            if let Some(report) = response.extensions().get::<ErrorReport>() {
+                self.log(report);
+            }
+            return Ok(response.map(ResponseBody::inner));
+        }
+        let (parts, body) = response.into_parts();
+        if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+            return Ok(self.plain_error_response(parts, b"", false));
+        }
+        Err(Box::new(PlainBody {
+            parts,
+            body: Box::pin(body),
+            text: Vec::new(),
+        }))
+    }
+
     fn render<B>(&self, mut parts: Parts, problem: &Problem) -> Response<ResponseBody<B>> {
         let request_id = observe_request_id::current();
         let body = problem.to_json(
