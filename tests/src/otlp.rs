@@ -254,21 +254,16 @@ async fn http_export(
             .get("x-api-key")
             .and_then(|value| value.to_str().ok()),
     );
-    if store.count_only.load(Relaxed) {
-        return match SpanCount::decode(body) {
-            Ok(request) => {
-                store.count.fetch_add(request.spans(), Relaxed);
-                let response = ExportTraceServiceResponse {
-                    partial_success: None,
-                };
-                (StatusCode::OK, response.encode_to_vec())
-            }
-            Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
-        };
-    }
-    match ExportTraceServiceRequest::decode(body) {
-        Ok(request) => {
-            store.keep(request, "http");
+    // Counting needs only the framing; keeping needs every span decoded.
+    let taken = if store.count_only.load(Relaxed) {
+        SpanCount::decode(body).map(|request| {
+            store.count.fetch_add(request.spans(), Relaxed);
+        })
+    } else {
+        ExportTraceServiceRequest::decode(body).map(|request| store.keep(request, "http"))
+    };
+    match taken {
+        Ok(()) => {
             let response = ExportTraceServiceResponse {
                 partial_success: None,
             };
@@ -465,8 +460,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_count_only_decoding_counts_every_span_of_every_resource_and_scope() {
+    #[tokio::test]
+    async fn a_counting_receiver_counts_every_span_of_every_resource_and_scope_over_http() {
         let scope = |names: &[&str]| ScopeSpans {
             scope: Some(InstrumentationScope {
                 name: "observe".to_owned(),
@@ -489,8 +484,17 @@ mod tests {
                 },
             ],
         };
-        let body = Bytes::from(request.encode_to_vec());
-        assert_eq!(SpanCount::decode(body.clone()).unwrap().spans(), 6);
-        assert!(SpanCount::decode(body.slice(..body.len() - 3)).is_err());
+        let body = request.encode_to_vec();
+        let receiver = OtlpReceiver::start().await;
+        receiver.count_only();
+        let url = format!("{}/v1/traces", receiver.http_endpoint());
+        let client = reqwest::Client::new();
+        let post = |body: Vec<u8>| client.post(&url).body(body).send();
+        assert_eq!(post(body.clone()).await.unwrap().status(), 200);
+        assert_eq!(receiver.counted(), 6);
+        let truncated = body[..body.len() - 3].to_vec();
+        assert_eq!(post(truncated).await.unwrap().status(), 400);
+        assert_eq!(receiver.counted(), 6);
+        assert!(receiver.spans().is_empty());
     }
 }

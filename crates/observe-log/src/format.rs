@@ -265,7 +265,6 @@ impl Formatter {
 }
 
 /// One line's parts, besides the service fields every line has.
-#[derive(Clone, Copy)]
 struct Line<'a> {
     /// When it happened.
     timestamp: SystemTime,

@@ -443,12 +443,7 @@ mod tests {
         let mut request = Request::new(());
         let id = RequestIdLayer::new().assign_at(&mut request, arrived);
         let uuid = Uuid::parse_str(id.as_str()).unwrap();
-        let (seconds, nanos) = uuid.get_timestamp().unwrap().to_unix();
-        let millis = arrived
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        assert_eq!(seconds * 1000 + u64::from(nanos) / 1_000_000, millis);
+        assert_eq!(crate::v7::millis_of(&uuid), crate::v7::unix_millis(arrived));
         assert_eq!(request.extensions().get::<RequestId>(), Some(&id));
 
         let mut request = Request::new(());

@@ -74,10 +74,21 @@ pub(crate) fn now_v7() -> Uuid {
 /// A fresh UUID v7 for `now`, a clock reading the caller already has;
 /// ordered after every earlier one made on this thread.
 pub(crate) fn v7_at(now: SystemTime) -> Uuid {
-    let now_millis = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64);
+    let now_millis = unix_millis(now);
     STATE.with(|state| state.next(now_millis))
+}
+
+/// Milliseconds since the Unix epoch; 0 before it.
+pub(crate) fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// The millisecond a v7 id carries.
+#[cfg(test)]
+pub(crate) fn millis_of(id: &Uuid) -> u64 {
+    let (seconds, nanos) = id.get_timestamp().map_or((0, 0), |time| time.to_unix());
+    seconds * 1000 + u64::from(nanos) / 1_000_000
 }
 
 #[cfg(test)]
@@ -88,19 +99,12 @@ mod tests {
 
     #[test]
     fn ids_are_v7_rfc_variant_and_carry_the_time() {
-        let before = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let before = unix_millis(SystemTime::now());
         let id = now_v7();
-        let after = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let after = unix_millis(SystemTime::now());
         assert_eq!(id.get_version_num(), 7);
         assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
-        let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
-        let millis = seconds * 1000 + u64::from(nanos) / 1_000_000;
+        let millis = millis_of(&id);
         assert!(
             (before..=after + 1).contains(&millis),
             "{before} <= {millis} <= {after}"
@@ -120,9 +124,7 @@ mod tests {
         // Ahead of any id this thread made, which it would stay after.
         let at = SystemTime::now() + std::time::Duration::from_secs(3600);
         let id = v7_at(at);
-        let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
-        let expected = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        assert_eq!(seconds * 1000 + u64::from(nanos) / 1_000_000, expected);
+        assert_eq!(millis_of(&id), unix_millis(at));
         assert_eq!(id.get_version_num(), 7);
     }
 
@@ -144,9 +146,7 @@ mod tests {
             millis: Cell::new(5_000),
             counter: Cell::new(COUNTER_MAX),
         };
-        let id = state.next(5_000);
-        let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
-        assert_eq!(seconds * 1000 + u64::from(nanos) / 1_000_000, 5_001);
+        assert_eq!(millis_of(&state.next(5_000)), 5_001);
     }
 
     #[test]
